@@ -1,0 +1,358 @@
+/*
+ * volga.h - the whole public contract of libvolga.
+ *
+ * libvolga is a small routing and results layer on top of GNU libmicrohttpd
+ * in the style of the Rust framework Volga. Its signature feature is request
+ * cancellation: every request carries a token that is cancelled the moment
+ * the remote client goes away, so long-running handlers can stop instead of
+ * working for nobody.
+ *
+ * Conventions that hold for the whole API (exceptions are stated at the
+ * function):
+ *  - Functions that can fail return an int (0, or a negative errno-style
+ *    code such as -EINVAL) or a pointer (NULL, with errno set).
+ *  - Objects returned by a _new or _child function or a result constructor
+ *    are owned by the caller until handed over; vg_*_free(NULL) and
+ *    vg_token_unref(NULL) are harmless no-ops.
+ *  - Strings returned by vg_request_* are borrowed from the request and valid
+ *    until the handler returns.
+ *  - Threads: app configuration (vg_app_set_*, vg_map*) must happen before
+ *    vg_app_start and from one thread. Handlers run on the app's worker
+ *    threads, several at once. Tokens and results may be used from any
+ *    thread. Each function states anything beyond that.
+ *  - The library never calls abort() or exit() for the application and never
+ *    calls user code while holding one of its own locks.
+ */
+#ifndef VOLGA_H
+#define VOLGA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VG_VERSION_MAJOR 0
+#define VG_VERSION_MINOR 1
+#define VG_VERSION_PATCH 0
+
+#if defined(__GNUC__)
+#define VG_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define VG_PRINTF(fmt, args)
+#endif
+
+/* ------------------------------------------------------------------------
+ * Types
+ */
+
+/** A server: its routes, settings, worker pool and libmicrohttpd daemon. */
+typedef struct vg_app vg_app;
+/** One HTTP request. Handlers borrow it; it is freed by the library. */
+typedef struct vg_request vg_request;
+/** What a handler answers with: status, headers and body. */
+typedef struct vg_result vg_result;
+/** A reference-counted cancellation token. */
+typedef struct vg_token vg_token;
+
+/**
+ * A route handler. Runs on a worker thread while the request's connection is
+ * suspended, so it may block (sleep, compute, wait on its token) without
+ * stalling other connections. It returns a new result that the library then
+ * owns; NULL answers 500 Internal Server Error. `arg` is the pointer given
+ * when the route was mapped.
+ */
+typedef vg_result *(*vg_handler)(vg_request *req, void *arg);
+
+/** Why a token was cancelled. A child token gets its parent's reason. */
+typedef enum {
+    VG_CANCEL_NONE = 0,    /**< not cancelled */
+    VG_CANCEL_CLIENT_GONE, /**< the remote client closed, reset or half-closed */
+    VG_CANCEL_TIMEOUT,     /**< the request's deadline passed */
+    VG_CANCEL_SHUTDOWN,    /**< the app is shutting down */
+    VG_CANCEL_MANUAL       /**< vg_token_cancel() was called */
+} vg_cancel_reason;
+
+/** Returns a static, human-readable name for `reason` ("client_gone"...). */
+const char *vg_cancel_reason_name(vg_cancel_reason reason);
+
+/* ------------------------------------------------------------------------
+ * Logging
+ */
+
+typedef enum {
+    VG_LOG_ERROR = 0, /**< something failed: a bind, a bad route, no memory */
+    VG_LOG_WARN,      /**< something the operator should know about */
+    VG_LOG_INFO,      /**< lifecycle: started, stopping, stopped */
+    VG_LOG_DEBUG      /**< per-request detail */
+} vg_log_level;
+
+/**
+ * A log sink. `msg` is one line without a trailing newline, borrowed for the
+ * call. Runs on whichever thread logs (the caller of a vg_app_* function,
+ * a libmicrohttpd thread, the watcher or a worker), possibly on several at
+ * once, so it must be thread-safe.
+ */
+typedef void (*vg_log_fn)(vg_log_level level, const char *msg, void *arg);
+
+/**
+ * Routes the app's messages at `max_level` and below to `fn` (NULL: discard
+ * them). The default writes VG_LOG_WARN and below to stderr, prefixed
+ * "volga: ". Call before vg_app_start. Returns 0 or -EINVAL.
+ */
+int vg_app_set_logger(vg_app *app, vg_log_fn fn, void *arg,
+                      vg_log_level max_level);
+
+/* ------------------------------------------------------------------------
+ * App
+ */
+
+/**
+ * Creates an app that will listen on `address`, "host:port": "localhost:7878",
+ * "127.0.0.1:0" (0: any free port), "[::1]:8080", "0.0.0.0:80". It binds
+ * exactly that host, never silently every interface; a name that resolves
+ * to both IPv4 and IPv6 binds its first IPv4 address. Nothing is bound until
+ * vg_app_start. Returns NULL with errno EINVAL for a malformed address or
+ * ENOMEM. Free with vg_app_free. Any thread.
+ */
+vg_app *vg_app_new(const char *address);
+
+/**
+ * Settings. Each must be called before vg_app_start, from the thread that
+ * configures the app; each returns 0, -EINVAL for a bad value or a NULL app,
+ * or -EBUSY once the app has started.
+ */
+/** Worker threads that run handlers; default max(16, 8 x online CPUs). */
+int vg_app_set_workers(vg_app *app, unsigned n);
+/** 0 = no deadline (the default). Past it the request's token is cancelled
+ *  with VG_CANCEL_TIMEOUT and the client gets 504 at once; the handler's
+ *  later result is discarded. */
+int vg_app_set_request_timeout(vg_app *app, unsigned ms);
+/** How long in-flight requests may finish after a stop is asked before
+ *  their tokens are cancelled with VG_CANCEL_SHUTDOWN; default 10000. */
+int vg_app_set_shutdown_grace(vg_app *app, unsigned ms);
+/** Most concurrent connections; default 10000 (RLIMIT_NOFILE is raised
+ *  toward what that needs where the system allows). */
+int vg_app_set_max_connections(vg_app *app, unsigned n);
+/** Largest accepted request body; default 1 MiB. Larger bodies get 413. */
+int vg_app_set_body_limit(vg_app *app, size_t bytes);
+/** Whether a watcher thread watches suspended connections for the client
+ *  going away (default true). Turning it off is for measuring its cost:
+ *  without it a vanished client is noticed only when the handler returns. */
+int vg_app_set_disconnect_watch(vg_app *app, bool on);
+
+/**
+ * Binds the address and starts serving on background threads. Returns 0, or
+ * -EADDRINUSE, -EACCES, -EADDRNOTAVAIL (from bind), -EALREADY if already
+ * started, -EINVAL if the app was stopped (an app runs once) or another
+ * negative errno-style code. On failure nothing stays running and the error
+ * is logged. Thread: the configuring thread.
+ */
+int vg_app_start(vg_app *app);
+
+/** The bound port once started (useful with port 0), else 0. Any thread. */
+unsigned short vg_app_port(const vg_app *app);
+
+/**
+ * Starts the app if needed and serves until SIGINT or SIGTERM arrives or
+ * vg_app_stop is called, then shuts down gracefully (see vg_app_stop) and
+ * returns 0, or a negative errno-style code if it could not start. While it
+ * runs it installs handlers for SIGINT and SIGTERM and restores the previous
+ * ones before returning. Call it from one thread (usually main).
+ */
+int vg_app_run(vg_app *app);
+
+/**
+ * Begins a graceful shutdown and returns at once: new connections are
+ * refused, requests arriving on open connections get 503, in-flight
+ * requests have the shutdown grace to finish, after which their tokens are
+ * cancelled with VG_CANCEL_SHUTDOWN and their clients get 503. Any thread,
+ * async-signal-safe, idempotent; NULL or an app never started is a no-op.
+ */
+void vg_app_stop(vg_app *app);
+
+/**
+ * Stops the app gracefully if it runs, waits for the shutdown to finish and
+ * for every handler to return (a handler that ignores its token delays
+ * this), then frees everything. NULL is a no-op. Never call it from a
+ * handler or a callback of this app. Thread: the configuring thread.
+ */
+void vg_app_free(vg_app *app);
+
+/** Counters for monitoring. */
+typedef struct {
+    unsigned long long requests;  /**< requests answered or abandoned */
+    unsigned long long in_flight; /**< handlers running (or queued) now */
+    unsigned long long cancelled_client_gone; /**< tokens cancelled: client gone */
+    unsigned long long cancelled_timeout;     /**< ... deadline passed */
+    unsigned long long cancelled_shutdown;    /**< ... app shutting down */
+} vg_stats;
+
+/** Copies the app's counters into `out`. Any thread, any time. */
+void vg_app_stats(const vg_app *app, vg_stats *out);
+
+/* ------------------------------------------------------------------------
+ * Routes
+ *
+ * A pattern is a path of '/'-separated segments: literals, `{name}`
+ * parameters that match one non-empty segment, and a final `{*name}` that
+ * matches the rest of the path (possibly empty, slashes included). Names are
+ * letters, digits and '_'. A literal segment beats a parameter at the same
+ * place; a parameter beats a `{*rest}`.
+ *
+ * Trailing slash: a pattern other than "/" must not end in '/', and a request
+ * path ending in one '/' is matched as if it had none ("/users/" finds
+ * "/users"). Segments are compared after percent-decoding, so a parameter
+ * may hold an encoded '/' ("%2F").
+ *
+ * A path with no route answers 404; a path with routes for other methods
+ * answers 405 with an Allow header; HEAD is answered by every GET route
+ * (without its body).
+ *
+ * Each returns 0, or -EINVAL for a NULL argument or an invalid pattern or
+ * method, -EEXIST for a route already mapped for that method and pattern
+ * shape, -EBUSY once started, -ENOMEM. Errors are also logged.
+ */
+int vg_map_get(vg_app *app, const char *pattern, vg_handler fn, void *arg);
+int vg_map_post(vg_app *app, const char *pattern, vg_handler fn, void *arg);
+int vg_map_put(vg_app *app, const char *pattern, vg_handler fn, void *arg);
+int vg_map_patch(vg_app *app, const char *pattern, vg_handler fn, void *arg);
+int vg_map_delete(vg_app *app, const char *pattern, vg_handler fn, void *arg);
+/** Any method token ("OPTIONS", "REPORT"...), case-sensitive as in HTTP. */
+int vg_map(vg_app *app, const char *method, const char *pattern, vg_handler fn,
+           void *arg);
+
+/* ------------------------------------------------------------------------
+ * Requests
+ *
+ * Everything here reads a request borrowed by a handler; strings stay valid
+ * until the handler returns. Any thread may read a request while its
+ * handler runs.
+ */
+
+/** "GET", "POST"... as sent (HEAD requests report "HEAD"). */
+const char *vg_request_method(const vg_request *req);
+/** The percent-decoded path, without the query. */
+const char *vg_request_path(const vg_request *req);
+/** The decoded value of the route parameter `{name}` or `{*name}`, or NULL. */
+const char *vg_request_param(const vg_request *req, const char *name);
+/** The decoded value of query argument `name` (first one wins); "" for a
+ *  bare `?name`; NULL if absent. */
+const char *vg_request_query(const vg_request *req, const char *name);
+/** The value of header `name`, matched case-insensitively, or NULL. */
+const char *vg_request_header(const vg_request *req, const char *name);
+/** The body and its length (`len` may be NULL); never NULL: an empty body is
+ *  "" with length 0. The bytes are followed by a NUL not counted in len. */
+const void *vg_request_body(const vg_request *req, size_t *len);
+/** The body parsed as JSON on first use; borrowed (do not decref); NULL if
+ *  the body is empty or not valid JSON. Call from the handler's thread. */
+json_t *vg_request_json(vg_request *req);
+/** The request's own cancellation token; never NULL; borrowed (take a
+ *  vg_token_ref to keep it past the handler). See the token section. */
+vg_token *vg_request_token(vg_request *req);
+
+/* ------------------------------------------------------------------------
+ * Results
+ *
+ * A handler returns a new result and the library owns it from then on. A
+ * result returned after the client has gone is discarded. Constructors
+ * return NULL with errno ENOMEM (or EINVAL) on failure; returning that NULL
+ * from a handler gives the client a 500. Results may be built on any
+ * thread; one result is not to be used by two threads at once.
+ */
+
+/** 200, "text/plain; charset=utf-8", a copy of `text` (NULL: empty). */
+vg_result *vg_text(const char *text);
+/** Like vg_text with a printf-style format. */
+vg_result *vg_textf(const char *fmt, ...) VG_PRINTF(1, 2);
+/** 200, "application/json", `value` serialized compactly. Steals the
+ *  reference to `value`, even on failure (NULL value: EINVAL). */
+vg_result *vg_json(json_t *value);
+/** That status (100-999) with an empty body. */
+vg_result *vg_status(unsigned code);
+/** Sets the status (100-999). Returns `res`; for another code it frees
+ *  `res` and returns NULL (errno EINVAL), which answers 500, so a mistake
+ *  shows. NULL res returns NULL. */
+vg_result *vg_result_set_status(vg_result *res, unsigned code);
+/** Adds a header, copying both strings; "Content-Type" replaces the
+ *  default. Returns `res`, or NULL (freeing `res`) if name or value is
+ *  invalid (CR, LF, empty name) or memory runs out; NULL res returns NULL,
+ *  so calls can be chained and the chain's NULL answers 500. */
+vg_result *vg_result_set_header(vg_result *res, const char *name,
+                                const char *value);
+/** Frees a result that was never returned to the library. NULL is ok. */
+void vg_result_free(vg_result *res);
+
+/* ------------------------------------------------------------------------
+ * Cancellation tokens
+ *
+ * A token starts uncancelled and is cancelled at most once, with a reason
+ * that never changes afterwards. Every function here may be called from any
+ * thread. A request's token is cancelled by the library: with
+ * VG_CANCEL_CLIENT_GONE on the watcher thread or a libmicrohttpd thread,
+ * VG_CANCEL_TIMEOUT and VG_CANCEL_SHUTDOWN on the watcher thread.
+ */
+
+/** True once cancelled. Lock-free: cheap enough for a tight loop. */
+bool vg_token_is_cancelled(const vg_token *tok);
+
+/** Sleeps up to `timeout_ms` (negative: no limit) and returns true as soon
+ *  as the token is cancelled (at once if it already is), false on timeout. */
+bool vg_token_wait(vg_token *tok, int timeout_ms);
+
+/** A file descriptor that becomes readable once the token is cancelled, for
+ *  poll()/select()/epoll together with other fds. Created on first call
+ *  (tokens that never ask pay nothing); owned by the token: never read,
+ *  write or close it; valid while you hold a reference. -errno on failure
+ *  (e.g. -EMFILE). */
+int vg_token_fd(vg_token *tok);
+
+/** Why the token was cancelled, or VG_CANCEL_NONE. */
+vg_cancel_reason vg_token_reason(const vg_token *tok);
+
+/** A new standalone token with one reference. NULL (ENOMEM) on failure. */
+vg_token *vg_token_new(void);
+
+/** A new token (one reference, owned by the caller) cancelled whenever
+ *  `parent` is, with the parent's reason; cancelling it never cancels the
+ *  parent. Born cancelled if the parent already is. The child keeps the
+ *  parent alive. NULL with errno on failure. */
+vg_token *vg_token_child(vg_token *parent);
+
+/** Cancels with VG_CANCEL_MANUAL (and its children with it). Idempotent: a
+ *  token already cancelled keeps its first reason. Returns at once; it does
+ *  not wait for the work watching the token to stop. Callbacks registered
+ *  with vg_token_on_cancel run on the calling thread before it returns. */
+void vg_token_cancel(vg_token *tok);
+
+/** A cancellation callback: runs once, with the cancelled token. */
+typedef void (*vg_cancel_fn)(vg_token *tok, void *arg);
+
+/**
+ * Runs `fn(tok, arg)` once when the token is cancelled, on the thread that
+ * cancels it, never under a library lock; at once, on this thread, if the
+ * token already is cancelled. Returns an id > 0 for vg_token_off (also when
+ * fn already ran), 0 (errno ENOMEM/EINVAL) on error.
+ */
+unsigned long vg_token_on_cancel(vg_token *tok, vg_cancel_fn fn, void *arg);
+
+/**
+ * Removes a callback. Returns true if it had not run and now never will;
+ * false if it already ran or the id is unknown. If the callback is running
+ * on another thread right now, waits for it to return first, so after this
+ * call `arg` may be freed (from inside the callback itself it does not wait).
+ */
+bool vg_token_off(vg_token *tok, unsigned long id);
+
+/** Adds a reference; returns `tok`. */
+vg_token *vg_token_ref(vg_token *tok);
+/** Drops a reference; the last one frees the token. NULL is a no-op. */
+void vg_token_unref(vg_token *tok);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VOLGA_H */

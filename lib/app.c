@@ -1,0 +1,589 @@
+/* app.c - an app's settings, and its life: start, run, stop, free.
+ *
+ * Shutdown order (DESIGN.md fact 8), run by the supervisor thread once
+ * vg_app_stop rings its eventfd:
+ *   1. quiesce the daemon and close the listening socket: no new clients;
+ *   2. set `stopping`: requests that arrive on open connections get 503;
+ *   3. wait up to the grace period for in-flight handlers to return;
+ *   4. close the watcher's registry and, for every request still suspended,
+ *      cancel its token (VG_CANCEL_SHUTDOWN) and resume it with a 503;
+ *   5. wait for resumes in progress, then briefly for answers to go out;
+ *   6. stop the daemon: no suspended connection is left for it to trip on.
+ * Workers and the watcher outlive the daemon until vg_app_free, because a
+ * handler that ignores its token may still be running.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <microhttpd.h>
+
+#include "app.h"
+#include "mhd_glue.h"
+#include "request.h"
+
+/* How long shutdown waits for 503s and last answers to be written before
+ * stopping the daemon regardless. */
+#define VG__DRAIN_MS 1000
+
+/* ---- Address parsing ---- */
+
+static bool vg__port_ok(const char *p)
+{
+    unsigned long v;
+    char *end;
+
+    if (*p == '\0' || strlen(p) > 5 || strspn(p, "0123456789") != strlen(p))
+        return false;
+    v = strtoul(p, &end, 10);
+    return *end == '\0' && v <= 65535;
+}
+
+/* Splits "host:port" or "[v6]:port" into the app's host and port. */
+static int vg__parse_address(vg_app *app, const char *address)
+{
+    const char *colon, *host = address;
+    size_t hlen;
+
+    if (address == NULL || *address == '\0')
+        return -EINVAL;
+    if (*address == '[') {
+        const char *close = strchr(address, ']');
+        if (close == NULL || close[1] != ':')
+            return -EINVAL;
+        host = address + 1;
+        hlen = (size_t)(close - host);
+        colon = close + 1;
+    } else {
+        colon = strrchr(address, ':');
+        if (colon == NULL)
+            return -EINVAL;
+        hlen = (size_t)(colon - address);
+        /* An unbracketed IPv6 address is ambiguous: "::1:80". */
+        if (memchr(address, ':', hlen) != NULL)
+            return -EINVAL;
+    }
+    if (hlen == 0 || hlen >= sizeof app->host || !vg__port_ok(colon + 1))
+        return -EINVAL;
+    memcpy(app->host, host, hlen);
+    app->host[hlen] = '\0';
+    if (strpbrk(app->host, " \t/[]") != NULL)
+        return -EINVAL;
+    strcpy(app->port, colon + 1);
+    return 0;
+}
+
+/* ---- Creation and settings ---- */
+
+static unsigned vg__default_workers(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = cpus > 0 ? 8u * (unsigned)cpus : 16u;
+    return n < 16 ? 16 : n;
+}
+
+vg_app *vg_app_new(const char *address)
+{
+    vg_app *app = calloc(1, sizeof *app);
+    int rc;
+
+    if (app == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    rc = vg__parse_address(app, address);
+    if (rc != 0) {
+        free(app);
+        errno = -rc;
+        return NULL;
+    }
+    app->router = vg__router_new();
+    if (app->router == NULL) {
+        free(app);
+        errno = ENOMEM;
+        return NULL;
+    }
+    app->workers = vg__default_workers();
+    app->shutdown_grace_ms = 10000;
+    app->max_connections = 10000;
+    app->body_limit = 1024 * 1024;
+    app->watch = true;
+    app->listen_fd = -1;
+    app->stop_fd = -1;
+    vg__log_init_default(&app->log);
+    pthread_mutex_init(&app->lock, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&app->cond, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    return app;
+}
+
+/* Settings may change only before start. */
+static int vg__configurable(const vg_app *app)
+{
+    if (app == NULL)
+        return -EINVAL;
+    return atomic_load(&app->state) == VG__APP_NEW ? 0 : -EBUSY;
+}
+
+int vg_app_set_logger(vg_app *app, vg_log_fn fn, void *arg,
+                      vg_log_level max_level)
+{
+    int rc = vg__configurable(app);
+
+    if (rc != 0)
+        return rc;
+    if ((unsigned)max_level > VG_LOG_DEBUG)
+        return -EINVAL;
+    app->log.fn = fn;
+    app->log.arg = arg;
+    app->log.max = max_level;
+    return 0;
+}
+
+int vg_app_set_workers(vg_app *app, unsigned n)
+{
+    int rc = vg__configurable(app);
+
+    if (rc != 0)
+        return rc;
+    if (n == 0 || n > 4096)
+        return -EINVAL;
+    app->workers = n;
+    return 0;
+}
+
+int vg_app_set_request_timeout(vg_app *app, unsigned ms)
+{
+    int rc = vg__configurable(app);
+
+    if (rc != 0)
+        return rc;
+    app->request_timeout_ms = ms;
+    return 0;
+}
+
+int vg_app_set_shutdown_grace(vg_app *app, unsigned ms)
+{
+    int rc = vg__configurable(app);
+
+    if (rc != 0)
+        return rc;
+    app->shutdown_grace_ms = ms;
+    return 0;
+}
+
+int vg_app_set_max_connections(vg_app *app, unsigned n)
+{
+    int rc = vg__configurable(app);
+
+    if (rc != 0)
+        return rc;
+    if (n == 0 || n > 1000000)
+        return -EINVAL;
+    app->max_connections = n;
+    return 0;
+}
+
+int vg_app_set_body_limit(vg_app *app, size_t bytes)
+{
+    int rc = vg__configurable(app);
+
+    if (rc != 0)
+        return rc;
+    app->body_limit = bytes;
+    return 0;
+}
+
+int vg_app_set_disconnect_watch(vg_app *app, bool on)
+{
+    int rc = vg__configurable(app);
+
+    if (rc != 0)
+        return rc;
+    app->watch = on;
+    return 0;
+}
+
+/* ---- Routes ---- */
+
+int vg_map(vg_app *app, const char *method, const char *pattern, vg_handler fn,
+           void *arg)
+{
+    int rc = vg__configurable(app);
+
+    if (rc != 0)
+        return rc;
+    if (fn == NULL)
+        rc = -EINVAL;
+    else
+        rc = vg__router_add(app->router, method, pattern, fn, arg);
+    if (rc != 0)
+        vg__logf(&app->log, VG_LOG_ERROR, "cannot map %s %s: %s",
+                 method ? method : "(null)", pattern ? pattern : "(null)",
+                 rc == -EEXIST ? "route already mapped" : strerror(-rc));
+    return rc;
+}
+
+int vg_map_get(vg_app *app, const char *pattern, vg_handler fn, void *arg)
+{
+    return vg_map(app, "GET", pattern, fn, arg);
+}
+
+int vg_map_post(vg_app *app, const char *pattern, vg_handler fn, void *arg)
+{
+    return vg_map(app, "POST", pattern, fn, arg);
+}
+
+int vg_map_put(vg_app *app, const char *pattern, vg_handler fn, void *arg)
+{
+    return vg_map(app, "PUT", pattern, fn, arg);
+}
+
+int vg_map_patch(vg_app *app, const char *pattern, vg_handler fn, void *arg)
+{
+    return vg_map(app, "PATCH", pattern, fn, arg);
+}
+
+int vg_map_delete(vg_app *app, const char *pattern, vg_handler fn, void *arg)
+{
+    return vg_map(app, "DELETE", pattern, fn, arg);
+}
+
+/* ---- Counters ---- */
+
+void vg__app_count_cancel(vg_app *app, vg_cancel_reason reason)
+{
+    switch (reason) {
+    case VG_CANCEL_CLIENT_GONE:
+        atomic_fetch_add(&app->cancelled_client_gone, 1);
+        break;
+    case VG_CANCEL_TIMEOUT:
+        atomic_fetch_add(&app->cancelled_timeout, 1);
+        break;
+    case VG_CANCEL_SHUTDOWN:
+        atomic_fetch_add(&app->cancelled_shutdown, 1);
+        break;
+    default:
+        break;
+    }
+}
+
+void vg_app_stats(const vg_app *app, vg_stats *out)
+{
+    vg_app *a = (vg_app *)app; /* atomics are read-only here */
+
+    if (out == NULL)
+        return;
+    memset(out, 0, sizeof *out);
+    if (a == NULL)
+        return;
+    out->requests = atomic_load(&a->requests);
+    out->in_flight = atomic_load(&a->in_flight);
+    out->cancelled_client_gone = atomic_load(&a->cancelled_client_gone);
+    out->cancelled_timeout = atomic_load(&a->cancelled_timeout);
+    out->cancelled_shutdown = atomic_load(&a->cancelled_shutdown);
+}
+
+void vg__app_notify_drain(vg_app *app)
+{
+    /* Only a shutdown waits for the drain; the hot path pays one load. */
+    if (!atomic_load_explicit(&app->stopping, memory_order_acquire))
+        return;
+    pthread_mutex_lock(&app->lock);
+    pthread_cond_broadcast(&app->cond);
+    pthread_mutex_unlock(&app->lock);
+}
+
+/* ---- Start ---- */
+
+/* Binds exactly the host asked for; names prefer their IPv4 address. */
+static int vg__listen(vg_app *app)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int fd = -1, err = EADDRNOTAVAIL, one = 1, pass, rc;
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    rc = getaddrinfo(app->host, app->port, &hints, &res);
+    if (rc != 0) {
+        vg__logf(&app->log, VG_LOG_ERROR, "cannot resolve %s: %s", app->host,
+                 gai_strerror(rc));
+        return rc == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
+    }
+    for (pass = 0; pass < 2 && fd < 0; pass++) {
+        for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+            if ((pass == 0) != (ai->ai_family == AF_INET))
+                continue;
+            fd = socket(ai->ai_family,
+                        ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (fd < 0) {
+                err = errno;
+                continue;
+            }
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            if (ai->ai_family == AF_INET6)
+                setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+            if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
+                listen(fd, SOMAXCONN) != 0) {
+                err = errno;
+                close(fd);
+                fd = -1;
+            }
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        vg__logf(&app->log, VG_LOG_ERROR, "cannot listen on %s:%s: %s",
+                 app->host, app->port, strerror(err));
+        return -err;
+    }
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        app->bound_port = ntohs(ss.ss_family == AF_INET6
+                                    ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                    : ((struct sockaddr_in *)&ss)->sin_port);
+    app->listen_fd = fd;
+    return 0;
+}
+
+/* Each connection is a descriptor: make room for the limit if allowed. */
+static void vg__raise_nofile(vg_app *app)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)app->max_connections + 256;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
+                      ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+        vg__logf(&app->log, VG_LOG_WARN,
+                 "open-file limit %llu is below the %u connections allowed",
+                 (unsigned long long)rl.rlim_cur, app->max_connections);
+}
+
+static void vg__app_shutdown(vg_app *app);
+
+static void *vg__supervisor_main(void *arg)
+{
+    vg_app *app = arg;
+    uint64_t v;
+
+    while (read(app->stop_fd, &v, sizeof v) < 0 && errno == EINTR)
+        ;
+    vg__app_shutdown(app);
+    return NULL;
+}
+
+/* Undoes a partial start; the app can then only be freed. */
+static void vg__start_failed(vg_app *app)
+{
+    if (app->daemon != NULL)
+        MHD_stop_daemon(app->daemon);
+    app->daemon = NULL;
+    if (app->listen_fd >= 0)
+        close(app->listen_fd);
+    app->listen_fd = -1;
+    vg__pool_free(app->pool);
+    app->pool = NULL;
+    vg__watcher_free(app->watcher);
+    app->watcher = NULL;
+}
+
+int vg_app_start(vg_app *app)
+{
+    int expected = VG__APP_NEW, rc;
+
+    if (app == NULL)
+        return -EINVAL;
+    if (atomic_load(&app->state) != VG__APP_NEW)
+        return atomic_load(&app->state) == VG__APP_RUNNING ? -EALREADY
+                                                           : -EINVAL;
+    app->stop_fd = eventfd(0, EFD_CLOEXEC);
+    if (app->stop_fd < 0)
+        return -errno;
+    rc = vg__listen(app);
+    if (rc != 0)
+        return rc;
+    vg__raise_nofile(app);
+    app->pool = vg__pool_new(app->workers);
+    if (app->pool != NULL)
+        app->watcher = vg__watcher_new(app->watch, vg__glue_client_gone,
+                                       &app->log);
+    if (app->pool == NULL || app->watcher == NULL) {
+        rc = -errno;
+        vg__logf(&app->log, VG_LOG_ERROR, "cannot start threads: %s",
+                 strerror(errno));
+        vg__start_failed(app);
+        return rc;
+    }
+    app->daemon = vg__glue_start(app);
+    if (app->daemon == NULL) {
+        vg__start_failed(app);
+        return -EIO;
+    }
+    rc = pthread_create(&app->supervisor, NULL, vg__supervisor_main, app);
+    if (rc != 0) {
+        vg__start_failed(app);
+        return -rc;
+    }
+    app->supervisor_started = true;
+    atomic_compare_exchange_strong(&app->state, &expected, VG__APP_RUNNING);
+    vg__logf(&app->log, VG_LOG_INFO, "listening on %s:%u", app->host,
+             (unsigned)app->bound_port);
+    return 0;
+}
+
+unsigned short vg_app_port(const vg_app *app)
+{
+    return app != NULL && app->listen_fd >= 0 ? app->bound_port : 0;
+}
+
+/* ---- Stop ---- */
+
+void vg_app_stop(vg_app *app)
+{
+    int expected = VG__APP_RUNNING;
+    uint64_t one = 1;
+
+    /* Only an atomic exchange and a write(2): safe in a signal handler. */
+    if (app != NULL &&
+        atomic_compare_exchange_strong(&app->state, &expected,
+                                       VG__APP_STOPPING)) {
+        ssize_t n = write(app->stop_fd, &one, sizeof one);
+        (void)n;
+    }
+}
+
+/* Waits on app->cond until `*counter` is zero or `ms` pass. */
+static void vg__wait_zero(vg_app *app, atomic_ullong *counter, unsigned ms)
+{
+    struct timespec deadline;
+
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += ms / 1000;
+    deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&app->lock);
+    while (atomic_load(counter) != 0)
+        if (pthread_cond_timedwait(&app->cond, &app->lock, &deadline) ==
+            ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&app->lock);
+}
+
+static void vg__app_shutdown(vg_app *app)
+{
+    vg_request **left = NULL;
+    size_t n, i;
+    MHD_socket fd;
+
+    vg__logf(&app->log, VG_LOG_INFO, "stopping");
+    fd = MHD_quiesce_daemon(app->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    app->listen_fd = -1;
+    atomic_store(&app->stopping, true);
+    vg__wait_zero(app, &app->in_flight, app->shutdown_grace_ms);
+
+    n = vg__watcher_close(app->watcher, &left);
+    for (i = 0; i < n; i++) {
+        vg__glue_shutdown(left[i]);
+        vg__request_unref(left[i]);
+    }
+    free(left);
+    vg__glue_wait_resumes(app);
+    vg__wait_zero(app, &app->live, VG__DRAIN_MS);
+
+    MHD_stop_daemon(app->daemon);
+    app->daemon = NULL;
+    atomic_store(&app->state, VG__APP_STOPPED);
+    vg__logf(&app->log, VG_LOG_INFO, "stopped");
+}
+
+/* ---- Run ---- */
+
+static _Atomic(vg_app *) vg__signal_app;
+
+static void vg__on_signal(int sig)
+{
+    (void)sig;
+    vg_app_stop(atomic_load(&vg__signal_app));
+}
+
+static void vg__join_supervisor(vg_app *app)
+{
+    if (app->supervisor_started && !app->supervisor_joined) {
+        pthread_join(app->supervisor, NULL);
+        app->supervisor_joined = true;
+    }
+}
+
+int vg_app_run(vg_app *app)
+{
+    struct sigaction sa, old_int, old_term;
+    int rc;
+
+    if (app == NULL)
+        return -EINVAL;
+    if (atomic_load(&app->state) == VG__APP_NEW) {
+        rc = vg_app_start(app);
+        if (rc != 0)
+            return rc;
+    }
+    atomic_store(&vg__signal_app, app);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = vg__on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    vg__join_supervisor(app);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    atomic_store(&vg__signal_app, NULL);
+    return 0;
+}
+
+/* ---- Free ---- */
+
+void vg_app_free(vg_app *app)
+{
+    if (app == NULL)
+        return;
+    vg_app_stop(app);
+    vg__join_supervisor(app);
+    /* Handlers may still run (a token ignored): the pool waits for them,
+     * and they may still need the watcher until then. */
+    vg__pool_free(app->pool);
+    vg__watcher_free(app->watcher);
+    if (app->listen_fd >= 0)
+        close(app->listen_fd);
+    if (app->stop_fd >= 0)
+        close(app->stop_fd);
+    vg__router_free(app->router);
+    pthread_cond_destroy(&app->cond);
+    pthread_mutex_destroy(&app->lock);
+    free(app);
+}

@@ -1,0 +1,73 @@
+/* app.h - the inside of a vg_app: settings, the running parts, counters. */
+#ifndef VG_APP_H
+#define VG_APP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "volga.h"
+#include "log.h"
+#include "pool.h"
+#include "router.h"
+#include "watcher.h"
+
+struct MHD_Daemon;
+
+typedef enum {
+    VG__APP_NEW = 0,   /* configurable */
+    VG__APP_RUNNING,   /* serving */
+    VG__APP_STOPPING,  /* stop asked; the supervisor is shutting down */
+    VG__APP_STOPPED    /* daemon gone; only vg_app_free remains */
+} vg__app_state;
+
+struct vg_app {
+    /* Settings, fixed once started. */
+    char host[256];
+    char port[8];
+    unsigned workers;
+    unsigned request_timeout_ms;
+    unsigned shutdown_grace_ms;
+    unsigned max_connections;
+    size_t body_limit;
+    bool watch;
+    vg__log log;
+    vg__router *router;
+
+    /* Running parts. */
+    atomic_int state;             /* vg__app_state */
+    struct MHD_Daemon *daemon;
+    int listen_fd;
+    unsigned short bound_port;
+    vg__pool *pool;
+    vg__watcher *watcher;
+    int stop_fd;                  /* eventfd: vg_app_stop's async-signal-safe bell */
+    pthread_t supervisor;
+    bool supervisor_started, supervisor_joined;
+
+    /* The supervisor waits on `cond` for in-flight handlers and live
+     * requests to drain during shutdown. */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    atomic_bool stopping;         /* answers new requests 503 */
+    atomic_uint resuming;         /* threads between winning a resume and doing it */
+
+    /* Counters (vg_app_stats). */
+    atomic_ullong requests;
+    atomic_ullong in_flight;
+    atomic_ullong live;           /* request objects between URI log and completion */
+    atomic_ullong cancelled_client_gone;
+    atomic_ullong cancelled_timeout;
+    atomic_ullong cancelled_shutdown;
+};
+
+/* Counts a cancellation the library made, by reason. Any thread. */
+void vg__app_count_cancel(vg_app *app, vg_cancel_reason reason);
+
+/* Called when a handler finished or a live request completed, so that a
+ * shutdown waiting for them to drain can look again. Any thread. */
+void vg__app_notify_drain(vg_app *app);
+
+#endif

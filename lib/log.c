@@ -1,0 +1,40 @@
+/* log.c - routing the app's messages to a user sink (stderr by default). */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "log.h"
+
+static void vg__log_stderr(vg_log_level level, const char *msg, void *arg)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    (void)arg;
+    /* One fprintf per line keeps lines from different threads whole:
+     * stdio locks the stream for the duration of the call. */
+    fprintf(stderr, "volga: %s: %s\n",
+            (unsigned)level < 4 ? names[level] : "log", msg);
+}
+
+void vg__log_init_default(vg__log *log)
+{
+    log->fn = vg__log_stderr;
+    log->arg = NULL;
+    log->max = VG_LOG_WARN;
+}
+
+void vg__logf(const vg__log *log, vg_log_level level, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+
+    if (log == NULL || log->fn == NULL || level > log->max)
+        return;
+    va_start(ap, fmt);
+    /* A message longer than the buffer is cut: log lines are short by
+     * construction and a cut line is better than an allocation here. */
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    log->fn(level, line, log->arg);
+}

@@ -1,0 +1,21 @@
+/* log.h - the app's log sink and a printf-style helper around it. */
+#ifndef VG_LOG_H
+#define VG_LOG_H
+
+#include "volga.h"
+
+/* Where an app's messages go; copied into the app, read-only once started. */
+typedef struct {
+    vg_log_fn fn;       /* NULL: discard */
+    void *arg;
+    vg_log_level max;   /* messages above this level are dropped */
+} vg__log;
+
+/* The default sink: VG_LOG_WARN and below to stderr. */
+void vg__log_init_default(vg__log *log);
+
+/* Formats and emits one message if its level passes. Any thread. */
+void vg__logf(const vg__log *log, vg_log_level level, const char *fmt, ...)
+    VG_PRINTF(3, 4);
+
+#endif

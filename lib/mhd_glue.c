@@ -1,0 +1,514 @@
+/* mhd_glue.c - where a request flows from libmicrohttpd to a handler and
+ * back.
+ *
+ *   URI log callback ....... vg__on_uri: create the vg_request (per request)
+ *   access handler, 1st .... vg__on_access: note headers; 413 early on a
+ *                            Content-Length over the limit
+ *   upload calls ........... append to the body
+ *   final call ............. vg__dispatch: parse, route (404/405 inline),
+ *                            copy everything out of MHD, suspend, register
+ *                            with the watcher, queue on the worker pool
+ *   worker ................. vg__run_handler: call the handler, build the
+ *                            response, win the resume and resume
+ *   (resumed) access ....... vg__answer_resumed: queue the response
+ *   request completed ...... vg__on_completed: cancel the token unless the
+ *                            request completed OK; drop MHD's reference
+ *
+ * Resume arbitration (DESIGN.md fact 4): the worker, the watcher (client
+ * gone) and shutdown may each want to resume a suspended request. Whoever
+ * clears req->suspended under req->lock wins, stores the response, takes the
+ * request out of the watcher and resumes; the others do nothing.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "app.h"
+#include "mhd_glue.h"
+#include "request.h"
+#include "result.h"
+#include "token.h"
+
+/* ---- Responses ---- */
+
+void vg__glue_response_drop(struct MHD_Response *resp)
+{
+    if (resp != NULL)
+        MHD_destroy_response(resp);
+}
+
+/* Turns a result into an MHD response, consuming the result. NULL if MHD
+ * refused a header or memory ran out. */
+static struct MHD_Response *vg__response_from(vg_result *res)
+{
+    struct MHD_Response *resp;
+    size_t len, i;
+    char *body = vg__result_take_body(res, &len);
+
+    if (body != NULL)
+        resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    else
+        resp = MHD_create_response_from_buffer(0, (void *)"",
+                                               MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL) {
+        free(body);
+        return NULL;
+    }
+    if (res->ctype != NULL &&
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                res->ctype) != MHD_YES)
+        goto fail;
+    for (i = 0; i < res->nheaders; i++)
+        if (MHD_add_response_header(resp, res->headers[i].name,
+                                    res->headers[i].value) != MHD_YES)
+            goto fail;
+    return resp;
+fail:
+    MHD_destroy_response(resp);
+    return NULL;
+}
+
+/* A plain-text error response (the library's own 4xx/5xx answers). */
+static struct MHD_Response *vg__error_response(const char *text)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+
+    if (resp != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                "text/plain; charset=utf-8");
+    return resp;
+}
+
+/* Builds the response for a handler's result (NULL: 500). */
+static struct MHD_Response *vg__response_for(vg_request *req, vg_result *res,
+                                             unsigned *status)
+{
+    struct MHD_Response *resp = NULL;
+
+    if (res != NULL) {
+        *status = res->status;
+        resp = vg__response_from(res);
+        vg_result_free(res);
+        if (resp == NULL)
+            vg__logf(&req->app->log, VG_LOG_ERROR,
+                     "%s %s: the result could not be turned into a response",
+                     req->method, req->path);
+    } else {
+        vg__logf(&req->app->log, VG_LOG_WARN, "%s %s: handler returned NULL",
+                 req->method, req->path);
+    }
+    if (resp == NULL) {
+        *status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        resp = vg__error_response("internal server error\n");
+    }
+    return resp;
+}
+
+/* Queues a library answer on the connection right now (inline). */
+static enum MHD_Result vg__answer_now(vg_request *req, struct MHD_Connection *conn,
+                                     unsigned status, const char *text,
+                                     const char *hname, const char *hvalue)
+{
+    struct MHD_Response *resp = vg__error_response(text);
+    enum MHD_Result ret;
+
+    if (resp == NULL)
+        return MHD_NO;
+    if (hname != NULL)
+        MHD_add_response_header(resp, hname, hvalue);
+    req->state = VG__REQ_ANSWERED;
+    ret = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* ---- Resume arbitration ---- */
+
+/* Tries to win the right to resume `req`; on success stores `resp` as the
+ * answer (which the re-invoked access handler queues) and counts this
+ * thread in app->resuming until vg__resume_done. On failure `resp` is
+ * dropped: someone else already answered, or the client is gone. */
+static bool vg__resume_win(vg_request *req, struct MHD_Response *resp,
+                           unsigned status)
+{
+    bool win;
+
+    pthread_mutex_lock(&req->lock);
+    win = req->suspended;
+    if (win) {
+        req->suspended = false;
+        req->response = resp;
+        req->status = status;
+        atomic_fetch_add(&req->app->resuming, 1);
+    }
+    pthread_mutex_unlock(&req->lock);
+    if (!win)
+        vg__glue_response_drop(resp);
+    return win;
+}
+
+/* The winner's half: out of the watcher first, while the fd is surely
+ * still the client's (fact 7), then resume exactly once. */
+static void vg__resume_do(vg_request *req)
+{
+    vg_app *app = req->app;
+
+    vg__watcher_remove(app->watcher, req);
+    MHD_resume_connection(req->conn);
+    atomic_fetch_sub(&app->resuming, 1);
+}
+
+void vg__glue_wait_resumes(vg_app *app)
+{
+    /* The window is a few instructions long (a table removal and a mutex in
+     * MHD), and this runs once per shutdown: yielding is enough. */
+    while (atomic_load(&app->resuming) != 0)
+        sched_yield();
+}
+
+/* ---- Worker side ---- */
+
+static void vg__run_handler(vg__task *task)
+{
+    vg_request *req = (vg_request *)task;
+    vg_app *app = req->app;
+    vg_result *res = NULL;
+    struct MHD_Response *resp = NULL;
+    unsigned status = 0;
+
+    /* A client that left while the request waited in the queue will never
+     * read an answer: skip the work entirely. */
+    if (!vg_token_is_cancelled(req->token)) {
+        res = req->fn(req, req->fn_arg);
+        resp = vg__response_for(req, res, &status);
+    }
+    /* With no response (skipped, or no memory at all) a win still resumes:
+     * the connection then closes instead of staying suspended forever. */
+    if (vg__resume_win(req, resp, status))
+        vg__resume_do(req);
+    atomic_fetch_sub(&app->in_flight, 1);
+    vg__app_notify_drain(app);
+    vg__request_unref(req);
+}
+
+/* ---- Watcher and shutdown side ---- */
+
+void vg__glue_client_gone(vg_request *req)
+{
+    if (!vg__resume_win(req, NULL, 0))
+        return;
+    if (vg__token_cancel_with(req->token, VG_CANCEL_CLIENT_GONE))
+        vg__app_count_cancel(req->app, VG_CANCEL_CLIENT_GONE);
+    vg__resume_do(req);
+}
+
+void vg__glue_shutdown(vg_request *req)
+{
+    struct MHD_Response *resp = vg__error_response("shutting down\n");
+
+    if (resp != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    /* Even without a response (no memory) the request must be resumed
+     * before the daemon stops; the connection is then simply closed. */
+    if (!vg__resume_win(req, resp, MHD_HTTP_SERVICE_UNAVAILABLE))
+        return;
+    if (vg__token_cancel_with(req->token, VG_CANCEL_SHUTDOWN))
+        vg__app_count_cancel(req->app, VG_CANCEL_SHUTDOWN);
+    vg__resume_do(req);
+}
+
+/* ---- libmicrohttpd callbacks ---- */
+
+static void *vg__on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    vg_app *app = cls;
+    vg_request *req = vg__request_new(app);
+
+    if (req == NULL)
+        return NULL;
+    if (vg__request_set_uri(req, uri) != 0) {
+        vg__request_unref(req);
+        return NULL;
+    }
+    req->conn = conn;
+    atomic_fetch_add(&app->live, 1);
+    return req;
+}
+
+static void vg__on_completed(void *cls, struct MHD_Connection *conn,
+                             void **con_cls,
+                             enum MHD_RequestTerminationCode toe)
+{
+    vg_app *app = cls;
+    vg_request *req = *con_cls;
+    vg_cancel_reason why;
+
+    (void)conn;
+    if (req == NULL)
+        return;
+    *con_cls = NULL;
+    /* After a FIN or RST MHD reports WITH_ERROR, READ_ERROR, CLIENT_ABORT
+     * and more (fact 2): any end but a clean one means nobody is listening
+     * any more. Only routed requests count: others never had a handler. */
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && req->fn != NULL) {
+        why = toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN
+                  ? VG_CANCEL_SHUTDOWN : VG_CANCEL_CLIENT_GONE;
+        if (vg__token_cancel_with(req->token, why))
+            vg__app_count_cancel(app, why);
+    }
+    atomic_fetch_add(&app->requests, 1);
+    atomic_fetch_sub(&app->live, 1);
+    vg__app_notify_drain(app);
+    vg__request_unref(req);
+}
+
+static enum MHD_Result vg__copy_header(void *cls, enum MHD_ValueKind kind,
+                                       const char *key, const char *value)
+{
+    (void)kind;
+    return vg__request_add_header(cls, key, value ? value : "") == 0 ? MHD_YES
+                                                                    : MHD_NO;
+}
+
+static enum MHD_Result vg__copy_query(void *cls, enum MHD_ValueKind kind,
+                                      const char *key, size_t key_size,
+                                      const char *value, size_t value_size)
+{
+    (void)kind;
+    return vg__request_add_query(cls, key, key_size, value, value_size) == 0
+               ? MHD_YES : MHD_NO;
+}
+
+/* Copies what the handler needs out of MHD's per-connection pool, which
+ * may die while the worker still runs (fact 5). 0, or an HTTP status. */
+static unsigned vg__copy_request(vg_request *req, struct MHD_Connection *conn,
+                                 const char *url, const char *method)
+{
+    size_t nhdr;
+    int rc = vg__request_parse_target(req, url);
+
+    if (rc == -EINVAL)
+        return MHD_HTTP_BAD_REQUEST;
+    if (rc != 0)
+        return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    /* A query value hiding a NUL stops the iteration early. */
+    if ((size_t)MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND,
+                                            vg__copy_query, req) !=
+        (size_t)MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND,
+                                            NULL, NULL))
+        return MHD_HTTP_BAD_REQUEST;
+    nhdr = (size_t)MHD_get_connection_values(conn, MHD_HEADER_KIND, NULL, NULL);
+    if ((size_t)MHD_get_connection_values(conn, MHD_HEADER_KIND,
+                                          vg__copy_header, req) != nhdr)
+        return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    req->method = vg__request_strndup(req, method, strlen(method));
+    if (req->method == NULL)
+        return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    return 0;
+}
+
+/* Answers a routing miss inline: nothing to hand to a worker. */
+static enum MHD_Result vg__answer_miss(vg_request *req,
+                                       struct MHD_Connection *conn,
+                                       vg__match_kind kind, const char *allow)
+{
+    if (kind == VG__MATCH_NO_METHOD)
+        return vg__answer_now(req, conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+                              "method not allowed\n", MHD_HTTP_HEADER_ALLOW,
+                              allow);
+    return vg__answer_now(req, conn, MHD_HTTP_NOT_FOUND, "not found\n", NULL,
+                          NULL);
+}
+
+/* Suspends the connection and hands the request to a worker. */
+static enum MHD_Result vg__suspend_and_queue(vg_app *app, vg_request *req,
+                                             struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+    req->fd = ci ? ci->connect_fd : -1;
+    req->state = VG__REQ_DISPATCHED;
+    req->suspended = true;
+    MHD_suspend_connection(conn);
+    if (vg__watcher_add(app->watcher, req) != 0) {
+        /* Shutdown closed the registry between our check and now (or no
+         * memory): nobody else knows this request, so resume it ourselves
+         * with a 503 that the re-invoked handler will queue. */
+        struct MHD_Response *resp = vg__error_response("shutting down\n");
+        if (resp != NULL)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+        if (vg__resume_win(req, resp, MHD_HTTP_SERVICE_UNAVAILABLE))
+            vg__resume_do(req);
+        return MHD_YES;
+    }
+    atomic_fetch_add(&app->in_flight, 1);
+    vg__request_ref(req); /* the worker's */
+    req->task.run = vg__run_handler;
+    vg__pool_submit(app->pool, &req->task);
+    return MHD_YES;
+}
+
+static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
+                                    struct MHD_Connection *conn,
+                                    const char *url, const char *method)
+{
+    vg__match m;
+    vg__match_kind kind;
+    unsigned status;
+
+    if (req->body_too_large)
+        return vg__answer_now(req, conn, MHD_HTTP_CONTENT_TOO_LARGE,
+                              "request body too large\n", NULL, NULL);
+    status = vg__copy_request(req, conn, url, method);
+    if (status == MHD_HTTP_BAD_REQUEST)
+        return vg__answer_now(req, conn, status, "bad request\n", NULL, NULL);
+    if (status != 0)
+        return vg__answer_now(req, conn, status, "internal server error\n",
+                              NULL, NULL);
+    kind = vg__router_match(app->router, method,
+                            (const char *const *)req->segs, req->nseg, &m);
+    if (kind != VG__MATCH_FOUND)
+        return vg__answer_miss(req, conn, kind, m.allow);
+    if (atomic_load(&app->stopping))
+        return vg__answer_now(req, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                              "shutting down\n", MHD_HTTP_HEADER_CONNECTION,
+                              "close");
+    if (vg__request_set_params(req, &m) != 0)
+        return vg__answer_now(req, conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                              "internal server error\n", NULL, NULL);
+    req->fn = m.fn;
+    req->fn_arg = m.arg;
+    return vg__suspend_and_queue(app, req, conn);
+}
+
+/* The access handler called again after a resume (fact 3). */
+static enum MHD_Result vg__answer_resumed(vg_request *req,
+                                          struct MHD_Connection *conn)
+{
+    struct MHD_Response *resp = req->response;
+    enum MHD_Result ret;
+
+    if (resp == NULL)
+        return MHD_NO; /* the client is gone: close without an answer */
+    req->response = NULL;
+    req->state = VG__REQ_ANSWERED;
+    ret = MHD_queue_response(conn, req->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* True if the declared body is over the limit, so 413 can go out before a
+ * single byte of it is read. */
+static bool vg__declared_too_large(vg_app *app, struct MHD_Connection *conn)
+{
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    unsigned long long n;
+    char *end;
+
+    if (cl == NULL)
+        return false;
+    errno = 0;
+    n = strtoull(cl, &end, 10);
+    return errno == ERANGE || (end != cl && n > app->body_limit);
+}
+
+static enum MHD_Result vg__on_access(void *cls, struct MHD_Connection *conn,
+                                     const char *url, const char *method,
+                                     const char *version,
+                                     const char *upload_data,
+                                     size_t *upload_data_size, void **con_cls)
+{
+    vg_app *app = cls;
+    vg_request *req = *con_cls;
+
+    (void)version;
+    if (req == NULL)
+        return MHD_NO; /* the URI callback ran out of memory */
+    switch (req->state) {
+    case VG__REQ_NEW:
+        req->state = VG__REQ_READING;
+        /* Answering on this first call makes MHD close the connection
+         * (fact 11); right for a body we refuse to read, wrong otherwise. */
+        if (vg__declared_too_large(app, conn))
+            return vg__answer_now(req, conn, MHD_HTTP_CONTENT_TOO_LARGE,
+                                  "request body too large\n",
+                                  MHD_HTTP_HEADER_CONNECTION, "close");
+        return MHD_YES;
+    case VG__REQ_READING:
+        if (*upload_data_size != 0) {
+            size_t n = *upload_data_size;
+            *upload_data_size = 0;
+            if (vg__request_append_body(req, upload_data, n,
+                                        app->body_limit) != 0)
+                return MHD_NO;
+            /* A chunked body with no declared length is read and dropped
+             * past the limit so that the 413 can be sent, but not forever. */
+            if (req->body_too_large &&
+                req->body_seen > 2ULL * app->body_limit + (1ULL << 20))
+                return MHD_NO;
+            return MHD_YES;
+        }
+        return vg__dispatch(app, req, conn, url, method);
+    case VG__REQ_DISPATCHED:
+        return vg__answer_resumed(req, conn);
+    case VG__REQ_ANSWERED:
+    default:
+        return MHD_YES;
+    }
+}
+
+static void vg__mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    vg_app *app = cls;
+    char line[512];
+    size_t n;
+
+    vsnprintf(line, sizeof line, fmt, ap);
+    n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    vg__logf(&app->log, VG_LOG_DEBUG, "libmicrohttpd: %s", line);
+}
+
+/* libmicrohttpd's own polling threads: an epoll pool of at least two, never
+ * one (one stalls at 128+ ready keep-alive connections, fact 11). */
+static unsigned vg__mhd_threads(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus > 2 ? (unsigned)(cpus > 16 ? 16 : cpus) : 2;
+}
+
+struct MHD_Daemon *vg__glue_start(vg_app *app)
+{
+    struct MHD_Daemon *d;
+
+    d = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+            MHD_USE_ERROR_LOG,
+        0, NULL, NULL, vg__on_access, app,
+        MHD_OPTION_LISTEN_SOCKET, app->listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, vg__mhd_threads(),
+        MHD_OPTION_CONNECTION_LIMIT, app->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+        MHD_OPTION_URI_LOG_CALLBACK, vg__on_uri, app,
+        MHD_OPTION_NOTIFY_COMPLETED, vg__on_completed, app,
+        MHD_OPTION_EXTERNAL_LOGGER, vg__mhd_log, app,
+        MHD_OPTION_END);
+    if (d == NULL)
+        vg__logf(&app->log, VG_LOG_ERROR,
+                 "libmicrohttpd refused to start on %s:%s", app->host,
+                 app->port);
+    return d;
+}

@@ -1,0 +1,33 @@
+/* mhd_glue.h - the libmicrohttpd side of a request's journey: the access
+ * handler state machine, suspend/resume, and the request-completed hook.
+ * Together with app.c the only code that drives libmicrohttpd. */
+#ifndef VG_MHD_GLUE_H
+#define VG_MHD_GLUE_H
+
+#include "volga.h"
+
+struct MHD_Daemon;
+struct MHD_Response;
+
+/* Starts the daemon on app->listen_fd with the app's settings. NULL on
+ * failure (logged). */
+struct MHD_Daemon *vg__glue_start(vg_app *app);
+
+/* The watcher's report: the client of a suspended request went away.
+ * Cancels its token (VG_CANCEL_CLIENT_GONE) and resumes it, unless the
+ * worker already won the right to resume. Watcher thread. */
+void vg__glue_client_gone(vg_request *req);
+
+/* Shutdown's last word to a request still suspended after the grace
+ * period: cancel with VG_CANCEL_SHUTDOWN and answer 503. Supervisor. */
+void vg__glue_shutdown(vg_request *req);
+
+/* Releases a response that was built but never queued. Any thread. */
+void vg__glue_response_drop(struct MHD_Response *resp);
+
+/* Waits until no thread is between winning a request's resume and
+ * finishing MHD_resume_connection; shutdown calls it before stopping the
+ * daemon (DESIGN.md fact 8). */
+void vg__glue_wait_resumes(vg_app *app);
+
+#endif

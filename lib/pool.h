@@ -1,0 +1,28 @@
+/* pool.h - a fixed set of worker threads that run queued tasks in order. */
+#ifndef VG_POOL_H
+#define VG_POOL_H
+
+typedef struct vg__task vg__task;
+typedef void (*vg__task_fn)(vg__task *task);
+
+/* Embedded in what is queued, so that queueing never allocates. */
+struct vg__task {
+    vg__task *next;
+    vg__task_fn run;
+};
+
+typedef struct vg__pool vg__pool;
+
+/* Starts `nthreads` workers. NULL with errno on failure (nothing left
+ * running). */
+vg__pool *vg__pool_new(unsigned nthreads);
+
+/* Queues `task` (task->run must be set); a worker runs it soon, in FIFO
+ * order. Never fails and never blocks. Any thread. */
+void vg__pool_submit(vg__pool *pool, vg__task *task);
+
+/* Runs every task still queued, waits for all to return, joins the workers
+ * and frees the pool. NULL is a no-op. Not from a worker. */
+void vg__pool_free(vg__pool *pool);
+
+#endif

@@ -1,0 +1,375 @@
+/* request.c - one HTTP request as handlers see it: everything copied out of
+ * libmicrohttpd into the request's own arena, plus its token and body. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <microhttpd.h>
+
+#include "mhd_glue.h"
+#include "request.h"
+#include "token.h"
+
+/* Most requests fit their strings in one chunk of this size. */
+#define VG__CHUNK_SIZE 2048
+
+vg_request *vg__request_new(vg_app *app)
+{
+    vg_request *req = calloc(1, sizeof *req);
+
+    if (req == NULL)
+        return NULL;
+    req->token = vg_token_new();
+    if (req->token == NULL) {
+        free(req);
+        return NULL;
+    }
+    atomic_init(&req->refs, 1);
+    pthread_mutex_init(&req->lock, NULL);
+    req->app = app;
+    req->fd = -1;
+    req->watch_slot = -1;
+    return req;
+}
+
+void vg__request_ref(vg_request *req)
+{
+    atomic_fetch_add_explicit(&req->refs, 1, memory_order_relaxed);
+}
+
+static void vg__request_free(vg_request *req)
+{
+    vg__chunk *c = req->chunks, *next;
+
+    for (; c != NULL; c = next) {
+        next = c->next;
+        free(c);
+    }
+    if (req->response != NULL)
+        vg__glue_response_drop(req->response);
+    json_decref(req->json);
+    free(req->body);
+    free(req->headers.items);
+    free(req->query.items);
+    free(req->params.items);
+    free(req->segs);
+    vg_token_unref(req->token);
+    pthread_mutex_destroy(&req->lock);
+    free(req);
+}
+
+void vg__request_unref(vg_request *req)
+{
+    if (req != NULL &&
+        atomic_fetch_sub_explicit(&req->refs, 1, memory_order_acq_rel) == 1)
+        vg__request_free(req);
+}
+
+/* Bump allocation: strings are never freed one by one, only with the
+ * request, so a request costs a handful of mallocs instead of dozens. */
+static void *vg__request_alloc(vg_request *req, size_t n)
+{
+    vg__chunk *c = req->chunks;
+    size_t cap;
+    void *p;
+
+    n = (n + 7) & ~(size_t)7;
+    if (c == NULL || c->cap - c->used < n) {
+        cap = n > VG__CHUNK_SIZE ? n : VG__CHUNK_SIZE;
+        c = malloc(sizeof *c + cap);
+        if (c == NULL)
+            return NULL;
+        c->used = 0;
+        c->cap = cap;
+        c->next = req->chunks;
+        req->chunks = c;
+    }
+    p = c->data + c->used;
+    c->used += n;
+    return p;
+}
+
+char *vg__request_strndup(vg_request *req, const char *s, size_t len)
+{
+    char *copy = vg__request_alloc(req, len + 1);
+
+    if (copy != NULL) {
+        memcpy(copy, s, len);
+        copy[len] = '\0';
+    }
+    return copy;
+}
+
+int vg__request_set_uri(vg_request *req, const char *uri)
+{
+    req->raw_uri = vg__request_strndup(req, uri, strlen(uri));
+    return req->raw_uri ? 0 : -ENOMEM;
+}
+
+static int vg__pairs_add(vg_request *req, vg__pairs *p, const char *name,
+                         size_t name_len, const char *value, size_t value_len)
+{
+    vg__pair pair;
+
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 16;
+        vg__pair *grown = realloc(p->items, cap * sizeof *grown);
+        if (grown == NULL)
+            return -ENOMEM;
+        p->items = grown;
+        p->cap = cap;
+    }
+    pair.name = vg__request_strndup(req, name, name_len);
+    pair.value = vg__request_strndup(req, value, value_len);
+    if (pair.name == NULL || pair.value == NULL)
+        return -ENOMEM;
+    p->items[p->n++] = pair;
+    return 0;
+}
+
+/* Counts the segments of a raw path ("/" has none) to size the array. */
+static size_t vg__count_segments(const char *path, size_t len)
+{
+    size_t i, n = 1;
+
+    if (len <= 1)
+        return 0;
+    for (i = 1; i < len; i++)
+        if (path[i] == '/')
+            n++;
+    return n;
+}
+
+/* Decodes one raw segment in place into the arena. A decoded length that
+ * differs from the C-string length means a %00 hid a NUL in it. */
+static int vg__decode_segment(vg_request *req, const char *raw, size_t len,
+                              char **out)
+{
+    char *seg = vg__request_strndup(req, raw, len);
+    size_t n;
+
+    if (seg == NULL)
+        return -ENOMEM;
+    n = MHD_http_unescape(seg);
+    if (strlen(seg) != n)
+        return -EINVAL;
+    *out = seg;
+    return 0;
+}
+
+static int vg__split_path(vg_request *req, const char *raw, size_t len)
+{
+    size_t n = vg__count_segments(raw, len), i = 0, start = 1, end;
+    int rc;
+
+    if (n == 0)
+        return 0;
+    req->segs = malloc(n * sizeof *req->segs);
+    if (req->segs == NULL)
+        return -ENOMEM;
+    while (i < n) {
+        end = start;
+        while (end < len && raw[end] != '/')
+            end++;
+        rc = vg__decode_segment(req, raw + start, end - start, &req->segs[i++]);
+        if (rc != 0)
+            return rc;
+        start = end + 1;
+    }
+    /* One trailing slash is not significant (volga.h, "Routes"). */
+    if (n > 1 && req->segs[n - 1][0] == '\0')
+        n--;
+    req->nseg = n;
+    return 0;
+}
+
+int vg__request_parse_target(vg_request *req, const char *url)
+{
+    const char *raw = req->raw_uri, *q;
+    size_t path_len;
+
+    if (raw == NULL || raw[0] != '/')
+        return -EINVAL;
+    q = strchr(raw, '?');
+    path_len = q ? (size_t)(q - raw) : strlen(raw);
+    /* A fragment is never sent by a well-behaved client; refuse it rather
+     * than route on half a target. */
+    if (memchr(raw, '#', path_len) != NULL)
+        return -EINVAL;
+    req->path = vg__request_strndup(req, url, strlen(url));
+    if (req->path == NULL)
+        return -ENOMEM;
+    return vg__split_path(req, raw, path_len);
+}
+
+int vg__request_add_header(vg_request *req, const char *name, const char *value)
+{
+    return vg__pairs_add(req, &req->headers, name, strlen(name), value,
+                         strlen(value));
+}
+
+int vg__request_add_query(vg_request *req, const char *name, size_t name_len,
+                          const char *value, size_t value_len)
+{
+    if (value == NULL) {
+        value = "";
+        value_len = 0;
+    }
+    if (strlen(name) != name_len || strlen(value) != value_len)
+        return -EINVAL;
+    return vg__pairs_add(req, &req->query, name, name_len, value, value_len);
+}
+
+/* Joins segments from..nseg-1 with '/' for a {*rest} parameter. */
+static const char *vg__join_rest(vg_request *req, size_t from, size_t *len)
+{
+    size_t i, total = 0;
+    char *out, *p;
+
+    for (i = from; i < req->nseg; i++)
+        total += strlen(req->segs[i]) + 1;
+    out = vg__request_alloc(req, total + 1);
+    if (out == NULL)
+        return NULL;
+    p = out;
+    for (i = from; i < req->nseg; i++) {
+        size_t n = strlen(req->segs[i]);
+        if (i > from)
+            *p++ = '/';
+        memcpy(p, req->segs[i], n);
+        p += n;
+    }
+    *p = '\0';
+    *len = (size_t)(p - out);
+    return out;
+}
+
+int vg__request_set_params(vg_request *req, const vg__match *m)
+{
+    size_t i, len;
+    const char *value;
+    int rc;
+
+    for (i = 0; i < m->nparams; i++) {
+        const vg__param *p = &m->params[i];
+        if (p->rest) {
+            value = vg__join_rest(req, p->seg, &len);
+            if (value == NULL)
+                return -ENOMEM;
+        } else {
+            value = req->segs[p->seg];
+            len = strlen(value);
+        }
+        rc = vg__pairs_add(req, &req->params, p->name, strlen(p->name), value,
+                           len);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int vg__request_append_body(vg_request *req, const char *data, size_t len,
+                            size_t limit)
+{
+    size_t need;
+
+    req->body_seen += len;
+    if (req->body_too_large)
+        return 0;
+    if (len > limit || req->body_len > limit - len) {
+        /* Keep nothing of an oversized body: the answer will be 413. */
+        req->body_too_large = true;
+        free(req->body);
+        req->body = NULL;
+        req->body_len = req->body_cap = 0;
+        return 0;
+    }
+    need = req->body_len + len + 1;
+    if (need > req->body_cap) {
+        size_t cap = req->body_cap ? req->body_cap : 1024;
+        char *grown;
+        while (cap < need)
+            cap *= 2;
+        grown = realloc(req->body, cap);
+        if (grown == NULL)
+            return -ENOMEM;
+        req->body = grown;
+        req->body_cap = cap;
+    }
+    memcpy(req->body + req->body_len, data, len);
+    req->body_len += len;
+    req->body[req->body_len] = '\0';
+    return 0;
+}
+
+/* ---- The public, read-only view handlers get. ---- */
+
+static const char *vg__pairs_find(const vg__pairs *p, const char *name,
+                                  bool nocase)
+{
+    size_t i;
+
+    if (name == NULL)
+        return NULL;
+    for (i = 0; i < p->n; i++) {
+        const char *n = p->items[i].name;
+        if (nocase ? strcasecmp(n, name) == 0 : strcmp(n, name) == 0)
+            return p->items[i].value;
+    }
+    return NULL;
+}
+
+const char *vg_request_method(const vg_request *req)
+{
+    return req ? req->method : NULL;
+}
+
+const char *vg_request_path(const vg_request *req)
+{
+    return req ? req->path : NULL;
+}
+
+const char *vg_request_param(const vg_request *req, const char *name)
+{
+    return req ? vg__pairs_find(&req->params, name, false) : NULL;
+}
+
+const char *vg_request_query(const vg_request *req, const char *name)
+{
+    return req ? vg__pairs_find(&req->query, name, false) : NULL;
+}
+
+const char *vg_request_header(const vg_request *req, const char *name)
+{
+    return req ? vg__pairs_find(&req->headers, name, true) : NULL;
+}
+
+const void *vg_request_body(const vg_request *req, size_t *len)
+{
+    if (len != NULL)
+        *len = req && req->body ? req->body_len : 0;
+    return req && req->body ? req->body : "";
+}
+
+json_t *vg_request_json(vg_request *req)
+{
+    if (req == NULL)
+        return NULL;
+    /* Parsed once: handlers may ask as often as they like. */
+    if (!req->json_done) {
+        req->json_done = true;
+        if (req->body_len > 0)
+            req->json = json_loadb(req->body, req->body_len,
+                                   JSON_DECODE_ANY, NULL);
+    }
+    return req->json;
+}
+
+vg_token *vg_request_token(vg_request *req)
+{
+    return req ? req->token : NULL;
+}

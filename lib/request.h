@@ -1,0 +1,121 @@
+/* request.h - the inside of a vg_request: what the glue copies out of
+ * libmicrohttpd before dispatch, and the state shared by the threads that
+ * race to finish it (worker, watcher, supervisor). */
+#ifndef VG_REQUEST_H
+#define VG_REQUEST_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "volga.h"
+#include "pool.h"
+#include "router.h"
+
+struct MHD_Connection;
+struct MHD_Response;
+
+typedef struct {
+    const char *name;
+    const char *value;
+} vg__pair;
+
+/* A growable array of name/value pairs whose strings live in the arena. */
+typedef struct {
+    vg__pair *items;
+    size_t n, cap;
+} vg__pairs;
+
+/* One chunk of the request's bump allocator. */
+typedef struct vg__chunk {
+    struct vg__chunk *next;
+    size_t used, cap;
+    char data[];
+} vg__chunk;
+
+/* Where a request is in the access handler's state machine. */
+typedef enum {
+    VG__REQ_NEW = 0,      /* request line seen (URI log callback) */
+    VG__REQ_READING,      /* headers seen; upload data may follow */
+    VG__REQ_DISPATCHED,   /* suspended, handed to a worker */
+    VG__REQ_ANSWERED      /* a response has been queued */
+} vg__req_state;
+
+struct vg_request {
+    vg__task task;              /* first: the worker pool's intrusive link */
+    atomic_uint refs;           /* MHD's, the worker's, the watcher's batch */
+    vg_app *app;
+    vg_token *token;
+
+    /* Glue-owned: touched only on libmicrohttpd's thread for this connection. */
+    struct MHD_Connection *conn;
+    vg__req_state state;
+    int fd;                     /* the client socket, for the watcher */
+
+    /* Resume arbitration: `suspended` is true from suspend until the one
+     * thread that wins the right to resume clears it; the winner stores the
+     * response first. Guarded by `lock`. */
+    pthread_mutex_t lock;
+    bool suspended;
+    struct MHD_Response *response;
+    unsigned status;            /* of `response` */
+
+    int watch_slot;             /* the watcher's table index, -1 if none */
+
+    /* Copied out of libmicrohttpd before dispatch (DESIGN.md fact 5). */
+    char *raw_uri;              /* as sent, for our own path decoding */
+    const char *method;
+    const char *path;           /* decoded, no query */
+    char **segs;                /* decoded path segments */
+    size_t nseg;
+    vg__pairs headers, query, params;
+    char *body;                 /* malloc'd, NUL-terminated; NULL when empty */
+    size_t body_len, body_cap;
+    unsigned long long body_seen; /* upload bytes received, kept or not */
+    bool body_too_large;
+    json_t *json;
+    bool json_done;
+
+    vg_handler fn;
+    void *fn_arg;
+
+    vg__chunk *chunks;          /* arena for the strings above */
+};
+
+/* A new request with one reference (libmicrohttpd's) and a fresh token.
+ * NULL on ENOMEM. */
+vg_request *vg__request_new(vg_app *app);
+void vg__request_ref(vg_request *req);
+/* Drops a reference; the last frees everything the request holds. */
+void vg__request_unref(vg_request *req);
+
+/* A copy of `len` bytes of `s`, NUL-terminated, in the request's arena. */
+char *vg__request_strndup(vg_request *req, const char *s, size_t len);
+
+/* Records the raw request-target. 0 or -ENOMEM. */
+int vg__request_set_uri(vg_request *req, const char *uri);
+
+/*
+ * Splits the raw target's path into percent-decoded segments and sets
+ * `path` (decoded, as libmicrohttpd gave it in `url`, copied). Returns 0,
+ * -EINVAL if the target is not origin-form ("/..."), or if any segment, the
+ * path or the query decodes to a NUL byte (DESIGN.md fact 14), -ENOMEM.
+ */
+int vg__request_parse_target(vg_request *req, const char *url);
+
+/* Adds a header / query argument (copied). Query values whose decoded
+ * length disagrees with their C-string length hold a NUL: -EINVAL. */
+int vg__request_add_header(vg_request *req, const char *name, const char *value);
+int vg__request_add_query(vg_request *req, const char *name, size_t name_len,
+                          const char *value, size_t value_len);
+
+/* Fills `params` from a router match, materialising {*rest} values. */
+int vg__request_set_params(vg_request *req, const vg__match *m);
+
+/* Appends upload data; past `limit` marks body_too_large and keeps nothing
+ * more. 0 or -ENOMEM. */
+int vg__request_append_body(vg_request *req, const char *data, size_t len,
+                            size_t limit);
+
+#endif

@@ -1,0 +1,67 @@
+/* router.h - route patterns compiled into a segment trie, and matching. */
+#ifndef VG_ROUTER_H
+#define VG_ROUTER_H
+
+#include <stddef.h>
+#include "volga.h"
+
+/* Most parameters one pattern may hold ({name} and {*rest} together). */
+#define VG__MAX_PARAMS 16
+
+typedef struct vg__router vg__router;
+
+/* One captured parameter of a match. For a {name} parameter the value is
+ * segment `seg`; for a {*rest} parameter (`rest` true) it is segments
+ * seg..nseg-1 joined with '/' (seg == nseg: the empty string). `name` is
+ * borrowed from the router and lives as long as it does. */
+typedef struct {
+    const char *name;
+    size_t seg;
+    bool rest;
+} vg__param;
+
+typedef enum {
+    VG__MATCH_FOUND = 0,  /* fn/arg/params are set */
+    VG__MATCH_NO_PATH,    /* no pattern matches the path: 404 */
+    VG__MATCH_NO_METHOD   /* patterns match but not for this method: 405, allow is set */
+} vg__match_kind;
+
+typedef struct {
+    vg_handler fn;
+    void *arg;
+    const char *allow;   /* "GET, HEAD, POST": methods of the matched path (405); borrowed */
+    size_t nparams;
+    vg__param params[VG__MAX_PARAMS];
+} vg__match;
+
+/* A new empty router, or NULL (ENOMEM). */
+vg__router *vg__router_new(void);
+/* Frees the router and everything it holds. NULL is a no-op. */
+void vg__router_free(vg__router *r);
+
+/*
+ * Adds a route. `method` is an HTTP token (RFC 9110 tchar, case-sensitive);
+ * `pattern` as documented in volga.h. Returns 0, -EINVAL (NULL argument, bad
+ * method, bad pattern: not starting with '/', empty segment, trailing '/',
+ * bad or duplicate parameter name, '{' or '}' inside a literal, {*rest} not
+ * last, more than VG__MAX_PARAMS parameters), -EEXIST (same method and an
+ * equivalent pattern, i.e. the same shape whatever the parameter names),
+ * -ENOMEM. Not thread-safe: call before matching starts.
+ */
+int vg__router_add(vg__router *r, const char *method, const char *pattern,
+                   vg_handler fn, void *arg);
+
+/*
+ * Matches a request. `segs` are the path's percent-decoded segments (the
+ * path "/" has none; the caller has already dropped one trailing empty
+ * segment). Precedence at each position: literal, then {param}, then
+ * {*rest}, backtracking when a more specific branch fails to match the
+ * remainder. "HEAD" matches a GET route when the path has no HEAD route of
+ * its own. Thread-safe for concurrent matching on a router no longer
+ * modified; allocates nothing.
+ */
+vg__match_kind vg__router_match(const vg__router *r, const char *method,
+                                const char *const *segs, size_t nseg,
+                                vg__match *out);
+
+#endif

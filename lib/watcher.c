@@ -1,0 +1,263 @@
+/* watcher.c - notices clients that go away while their request is suspended.
+ *
+ * libmicrohttpd does not poll a suspended connection, so a client that
+ * closes it would go unnoticed until the handler returns (DESIGN.md fact 1).
+ * The watcher keeps its own epoll set over the sockets of suspended requests
+ * and reports EPOLLRDHUP/HUP/ERR. It also is the registry of everything
+ * suspended, which shutdown walks to resume each request exactly once.
+ *
+ * Requests are named in the epoll set by table slot and generation rather
+ * than by pointer: an event may still be in a batch after another thread
+ * removed the request and it was freed, and a stale slot/generation is
+ * simply ignored, where a stale pointer would be a use-after-free.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "request.h"
+#include "watcher.h"
+
+#define VG__STOP_KEY UINT64_MAX
+#define VG__BATCH 64
+
+typedef struct {
+    vg_request *req;     /* NULL when free */
+    uint32_t gen;        /* bumped on every removal */
+    int next_free;
+} vg__slot;
+
+struct vg__watcher {
+    pthread_mutex_t lock;     /* guards the table and `closed` */
+    vg__slot *slots;
+    int nslots, cap, free_head, used;
+    bool closed;
+
+    bool watch_fds;
+    int epfd, stop_fd;
+    pthread_t thread;
+    bool thread_started;
+    vg__gone_fn gone;
+    const vg__log *log;
+};
+
+static uint64_t vg__key(int slot, uint32_t gen)
+{
+    return ((uint64_t)gen << 32) | (uint32_t)slot;
+}
+
+static int vg__table_grow(vg__watcher *w)
+{
+    int cap = w->cap ? w->cap * 2 : 256, i;
+    vg__slot *grown = realloc(w->slots, (size_t)cap * sizeof *grown);
+
+    if (grown == NULL)
+        return -ENOMEM;
+    for (i = w->cap; i < cap; i++) {
+        grown[i].req = NULL;
+        grown[i].gen = 0;
+        grown[i].next_free = i + 1 < cap ? i + 1 : -1;
+    }
+    w->free_head = w->cap;
+    w->slots = grown;
+    w->cap = cap;
+    return 0;
+}
+
+int vg__watcher_add(vg__watcher *w, vg_request *req)
+{
+    struct epoll_event ev;
+    int slot, rc = 0;
+
+    pthread_mutex_lock(&w->lock);
+    if (w->closed) {
+        rc = -ESHUTDOWN;
+        goto out;
+    }
+    if (w->free_head < 0 && (rc = vg__table_grow(w)) != 0)
+        goto out;
+    slot = w->free_head;
+    w->free_head = w->slots[slot].next_free;
+    w->slots[slot].req = req;
+    w->used++;
+    req->watch_slot = slot;
+    if (w->watch_fds && req->fd >= 0) {
+        /* HUP and ERR are always reported; RDHUP adds the client's FIN,
+         * which is how a closed tab or an interrupted curl shows up.
+         * One event is all we need: the handler of the first one ends
+         * the suspension. */
+        memset(&ev, 0, sizeof ev);
+        ev.events = EPOLLRDHUP | EPOLLONESHOT;
+        ev.data.u64 = vg__key(slot, w->slots[slot].gen);
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, req->fd, &ev) != 0)
+            vg__logf(w->log, VG_LOG_WARN,
+                     "cannot watch fd %d for disconnects: %s", req->fd,
+                     strerror(errno));
+    }
+out:
+    pthread_mutex_unlock(&w->lock);
+    return rc;
+}
+
+/* Frees `slot`; the caller holds the lock. */
+static void vg__slot_release(vg__watcher *w, int slot)
+{
+    w->slots[slot].req = NULL;
+    w->slots[slot].gen++;
+    w->slots[slot].next_free = w->free_head;
+    w->free_head = slot;
+    w->used--;
+}
+
+void vg__watcher_remove(vg__watcher *w, vg_request *req)
+{
+    int slot;
+
+    pthread_mutex_lock(&w->lock);
+    slot = req->watch_slot;
+    if (slot >= 0 && w->slots[slot].req == req) {
+        /* The fd is still the client's: the connection is suspended, so
+         * libmicrohttpd cannot have closed it (DESIGN.md fact 7). */
+        if (w->watch_fds && req->fd >= 0)
+            epoll_ctl(w->epfd, EPOLL_CTL_DEL, req->fd, NULL);
+        vg__slot_release(w, slot);
+    }
+    req->watch_slot = -1;
+    pthread_mutex_unlock(&w->lock);
+}
+
+size_t vg__watcher_close(vg__watcher *w, vg_request ***out)
+{
+    vg_request **list = NULL;
+    size_t n = 0;
+    int i;
+
+    pthread_mutex_lock(&w->lock);
+    w->closed = true;
+    if (w->used > 0)
+        list = malloc((size_t)w->used * sizeof *list);
+    for (i = 0; list != NULL && i < w->cap; i++) {
+        if (w->slots[i].req != NULL) {
+            vg__request_ref(w->slots[i].req);
+            list[n++] = w->slots[i].req;
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    *out = list;
+    return n;
+}
+
+/* Looks a key up and takes a reference on its request if it is current. */
+static vg_request *vg__watcher_lookup(vg__watcher *w, uint64_t key)
+{
+    int slot = (int)(uint32_t)key;
+    uint32_t gen = (uint32_t)(key >> 32);
+    vg_request *req = NULL;
+
+    pthread_mutex_lock(&w->lock);
+    if (slot >= 0 && slot < w->cap && w->slots[slot].gen == gen &&
+        w->slots[slot].req != NULL) {
+        req = w->slots[slot].req;
+        vg__request_ref(req);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return req;
+}
+
+static void *vg__watcher_main(void *arg)
+{
+    vg__watcher *w = arg;
+    struct epoll_event evs[VG__BATCH];
+    int n, i;
+
+    for (;;) {
+        n = epoll_wait(w->epfd, evs, VG__BATCH, -1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            vg__logf(w->log, VG_LOG_ERROR, "watcher: epoll_wait: %s",
+                     strerror(errno));
+            return NULL;
+        }
+        for (i = 0; i < n; i++) {
+            vg_request *req;
+            if (evs[i].data.u64 == VG__STOP_KEY)
+                return NULL;
+            req = vg__watcher_lookup(w, evs[i].data.u64);
+            if (req == NULL)
+                continue;
+            w->gone(req);
+            vg__request_unref(req);
+        }
+    }
+}
+
+vg__watcher *vg__watcher_new(bool watch_fds, vg__gone_fn gone,
+                             const vg__log *log)
+{
+    vg__watcher *w = calloc(1, sizeof *w);
+    struct epoll_event ev;
+    int rc;
+
+    if (w == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    pthread_mutex_init(&w->lock, NULL);
+    w->free_head = -1;
+    w->epfd = w->stop_fd = -1;
+    w->watch_fds = watch_fds;
+    w->gone = gone;
+    w->log = log;
+    if (!watch_fds)
+        return w;
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (w->epfd < 0 || w->stop_fd < 0)
+        goto fail;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN;
+    ev.data.u64 = VG__STOP_KEY;
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->stop_fd, &ev) != 0)
+        goto fail;
+    rc = pthread_create(&w->thread, NULL, vg__watcher_main, w);
+    if (rc != 0) {
+        errno = rc;
+        goto fail;
+    }
+    w->thread_started = true;
+    return w;
+fail:
+    rc = errno;
+    vg__watcher_free(w);
+    errno = rc;
+    return NULL;
+}
+
+void vg__watcher_free(vg__watcher *w)
+{
+    uint64_t one = 1;
+
+    if (w == NULL)
+        return;
+    if (w->thread_started) {
+        if (write(w->stop_fd, &one, sizeof one) < 0)
+            vg__logf(w->log, VG_LOG_ERROR, "watcher: cannot signal stop");
+        pthread_join(w->thread, NULL);
+    }
+    if (w->epfd >= 0)
+        close(w->epfd);
+    if (w->stop_fd >= 0)
+        close(w->stop_fd);
+    free(w->slots);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+}

@@ -1,0 +1,40 @@
+/* watcher.h - the registry of suspended requests, and the thread that
+ * watches their sockets for the client going away (DESIGN.md facts 1, 7). */
+#ifndef VG_WATCHER_H
+#define VG_WATCHER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "volga.h"
+#include "log.h"
+
+typedef struct vg__watcher vg__watcher;
+
+/* Runs on the watcher thread when a watched client has gone. The watcher
+ * holds a reference on `req` for the duration of the call. */
+typedef void (*vg__gone_fn)(vg_request *req);
+
+/* A registry; with `watch_fds` also an epoll set and a thread that calls
+ * `gone` for suspended requests whose client closed, reset or half-closed.
+ * NULL with errno on failure. */
+vg__watcher *vg__watcher_new(bool watch_fds, vg__gone_fn gone,
+                             const vg__log *log);
+
+/* Registers a suspended request (its fd in req->fd). 0, -ESHUTDOWN once
+ * the registry is closed, or -ENOMEM. Any thread. */
+int vg__watcher_add(vg__watcher *w, vg_request *req);
+
+/* Unregisters `req` if registered; call before resuming its connection,
+ * while its fd is surely still the client's. Any thread. */
+void vg__watcher_remove(vg__watcher *w, vg_request *req);
+
+/* Closes the registry to new requests and returns every request still
+ * registered, each with a reference the caller must drop; `*out` is
+ * malloc'd (free it). Returns the count, or 0 with *out NULL. */
+size_t vg__watcher_close(vg__watcher *w, vg_request ***out);
+
+/* Stops the thread and frees the watcher. NULL is a no-op. */
+void vg__watcher_free(vg__watcher *w);
+
+#endif
