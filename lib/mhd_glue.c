@@ -104,8 +104,11 @@ static struct MHD_Response *vg__response_for(vg_request *req, vg_result *res,
                      "%s %s: the result could not be turned into a response",
                      req->method, req->path);
     } else {
-        vg__logf(&req->app->log, VG_LOG_WARN, "%s %s: handler returned NULL",
-                 req->method, req->path);
+        /* Returning NULL once the token fired is the normal way to give
+         * up; only a NULL nobody asked for is worth a warning. */
+        vg__logf(&req->app->log,
+                 vg_token_is_cancelled(req->token) ? VG_LOG_DEBUG : VG_LOG_WARN,
+                 "%s %s: handler returned NULL", req->method, req->path);
     }
     if (resp == NULL) {
         *status = MHD_HTTP_INTERNAL_SERVER_ERROR;

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# dev.sh - the two set-up commands of libvolga on a fresh Debian machine.
+#
+#   ./dev.sh hello   build everything, then start samples/hello on localhost:7878
+#   ./dev.sh check   build everything and run the whole test suite
+#
+# Run as root, each installs the Debian packages it is missing first
+# (apt-get update once, then a non-interactive install). As another user it
+# names the missing packages and stops.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# Packages to build the library and samples, and to run the tests.
+BUILD_PKGS=(build-essential autoconf automake libtool pkg-config
+            libmicrohttpd-dev libjansson-dev)
+TEST_PKGS=(check libcurl4-openssl-dev curl clang valgrind python3)
+
+log() { printf '==> %s\n' "$*"; }
+
+ensure_packages() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "dev.sh: missing Debian packages: ${missing[*]}" >&2
+        echo "dev.sh: run as root, or: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+    log "installing ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+}
+
+# Configures (once) and builds in build/ with warnings as errors.
+build() {
+    if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then
+        log "autoreconf"
+        autoreconf -fi
+    fi
+    mkdir -p build
+    if [ ! -f build/Makefile ] || [ configure -nt build/Makefile ]; then
+        log "configure (in build/)"
+        (cd build && ../configure --enable-werror -q)
+    fi
+    log "make"
+    make -C build -j"$(nproc)"
+}
+
+case "${1:-}" in
+hello)
+    ensure_packages "${BUILD_PKGS[@]}"
+    build
+    log "starting samples/hello on localhost:7878 (Ctrl-C stops it)"
+    exec ./build/samples/hello localhost:7878
+    ;;
+check)
+    ensure_packages "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"
+    exec ./tests/run-all
+    ;;
+*)
+    echo "usage: $0 hello|check" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,298 @@
+/* testutil.c - see testutil.h. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <check.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static void tu_quiet_log(vg_log_level level, const char *msg, void *arg)
+{
+    (void)arg;
+    if (level == VG_LOG_ERROR)
+        fprintf(stderr, "volga(test): %s\n", msg);
+}
+
+vg_app *tu_app_new(void)
+{
+    vg_app *app = vg_app_new("127.0.0.1:0");
+    ck_assert_ptr_nonnull(app);
+    ck_assert_int_eq(vg_app_set_logger(app, tu_quiet_log, NULL, VG_LOG_ERROR), 0);
+    return app;
+}
+
+void tu_start(vg_app *app)
+{
+    ck_assert_int_eq(vg_app_start(app), 0);
+    ck_assert_uint_ne(vg_app_port(app), 0);
+}
+
+typedef struct {
+    char *data;
+    size_t len;
+} tu_buf;
+
+static size_t tu_collect(char *ptr, size_t size, size_t n, void *arg)
+{
+    tu_buf *b = arg;
+    size_t add = size * n;
+    char *grown = realloc(b->data, b->len + add + 1);
+
+    if (grown == NULL)
+        return 0;
+    memcpy(grown + b->len, ptr, add);
+    b->len += add;
+    grown[b->len] = '\0';
+    b->data = grown;
+    return add;
+}
+
+tu_response tu_request(unsigned short port, const char *method,
+                       const char *path, const char *body, size_t len,
+                       const char *const *headers)
+{
+    tu_response r = {0};
+    tu_buf b = {0}, h = {0};
+    struct curl_slist *list = NULL;
+    char url[2048];
+    CURL *c = curl_easy_init();
+
+    ck_assert_ptr_nonnull(c);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tu_collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, tu_collect);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    else if (strcmp(method, "GET") != 0)
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    list = curl_slist_append(list, "Expect:");
+    for (; headers != NULL && *headers != NULL; headers++)
+        list = curl_slist_append(list, *headers);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+    r.curl_code = (int)curl_easy_perform(c);
+    if (r.curl_code == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(list);
+    curl_easy_cleanup(c);
+    r.body = b.data ? b.data : strdup("");
+    r.body_len = b.len;
+    r.headers = h.data ? h.data : strdup("");
+    return r;
+}
+
+tu_response tu_get(unsigned short port, const char *path)
+{
+    return tu_request(port, "GET", path, NULL, 0, NULL);
+}
+
+tu_response tu_curl_perform(void *easy, unsigned short port, const char *path)
+{
+    tu_response r = {0};
+    tu_buf b = {0}, h = {0};
+    char url[2048];
+    CURL *c = easy;
+
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tu_collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, tu_collect);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+    r.curl_code = (int)curl_easy_perform(c);
+    if (r.curl_code == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    /* The handle outlives this call: leave it no pointers to our locals. */
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, NULL);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, NULL);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, NULL);
+    r.body = b.data ? b.data : strdup("");
+    r.body_len = b.len;
+    r.headers = h.data ? h.data : strdup("");
+    return r;
+}
+
+void tu_response_free(tu_response *r)
+{
+    free(r->body);
+    free(r->headers);
+    r->body = r->headers = NULL;
+}
+
+char *tu_header(const tu_response *r, const char *name)
+{
+    size_t nlen = strlen(name);
+    const char *line = r->headers;
+
+    while (line != NULL && *line) {
+        const char *end = strstr(line, "\r\n");
+        size_t llen = end ? (size_t)(end - line) : strlen(line);
+        if (llen > nlen && line[nlen] == ':' && strncasecmp(line, name, nlen) == 0) {
+            const char *v = line + nlen + 1;
+            while (*v == ' ')
+                v++;
+            return strndup(v, llen - (size_t)(v - line));
+        }
+        line = end ? end + 2 : NULL;
+    }
+    return NULL;
+}
+
+int tu_connect(unsigned short port)
+{
+    struct sockaddr_in sa;
+    struct timeval tv = {10, 0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    ck_assert_int_ge(fd, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+bool tu_send_all(int fd, const char *s, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        s += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+size_t tu_recv_all(int fd, char *buf, size_t len)
+{
+    size_t got = 0;
+
+    while (got + 1 < len) {
+        ssize_t n = recv(fd, buf + got, len - 1 - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    return got;
+}
+
+size_t tu_recv_response(int fd, char *buf, size_t len)
+{
+    size_t got = 0;
+
+    while (got + 1 < len) {
+        ssize_t n = recv(fd, buf + got, len - 1 - got, 0);
+        char *hend, *cl;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return 0;
+        got += (size_t)n;
+        buf[got] = '\0';
+        hend = strstr(buf, "\r\n\r\n");
+        if (hend == NULL)
+            continue;
+        cl = strcasestr(buf, "\r\nContent-Length:");
+        if (cl == NULL || cl > hend)
+            return got;
+        if (got >= (size_t)(hend + 4 - buf) + strtoul(cl + 17, NULL, 10))
+            return got;
+    }
+    return 0;
+}
+
+void tu_close_rst(int fd)
+{
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+}
+
+void tu_latch_init(tu_latch *l)
+{
+    pthread_condattr_t ca;
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    l->count = 0;
+}
+
+void tu_latch_destroy(tu_latch *l)
+{
+    pthread_cond_destroy(&l->cond);
+    pthread_mutex_destroy(&l->lock);
+}
+
+void tu_latch_add(tu_latch *l, int n)
+{
+    pthread_mutex_lock(&l->lock);
+    l->count += n;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->lock);
+}
+
+bool tu_latch_wait(tu_latch *l, int target, int ms)
+{
+    struct timespec ts;
+    bool ok;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&l->lock);
+    while (l->count < target)
+        if (pthread_cond_timedwait(&l->cond, &l->lock, &ts) == ETIMEDOUT)
+            break;
+    ok = l->count >= target;
+    pthread_mutex_unlock(&l->lock);
+    return ok;
+}
+
+double tu_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}

@@ -1,0 +1,70 @@
+/* testutil.h - helpers shared by the integration suites: a started app on
+ * 127.0.0.1:0, libcurl requests, raw sockets, and waiting on conditions. */
+#ifndef VG_TESTUTIL_H
+#define VG_TESTUTIL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <volga.h>
+
+/* A response as libcurl saw it. */
+typedef struct {
+    long status;       /* 0 if the transfer failed */
+    int curl_code;     /* CURLcode */
+    char *body;        /* NUL-terminated, malloc'd */
+    size_t body_len;
+    char *headers;     /* raw header block, NUL-terminated, malloc'd */
+} tu_response;
+
+/* Starts `app` (already configured) and fails the test if it cannot. */
+void tu_start(vg_app *app);
+/* A new app on 127.0.0.1:0 with a quiet logger (errors only to stderr). */
+vg_app *tu_app_new(void);
+
+/* Performs `method` on http://127.0.0.1:PORT`path` with an optional body
+ * (len bytes; content_type may be NULL) and extra header lines (NULL-ended
+ * array, may be NULL). Times out after 10 s. */
+tu_response tu_request(unsigned short port, const char *method,
+                       const char *path, const char *body, size_t len,
+                       const char *const *headers);
+tu_response tu_get(unsigned short port, const char *path);
+/* Performs a request on a libcurl easy handle (a CURL *) that the caller
+ * owns and may have configured (method, upload, header list...): sets the
+ * URL http://127.0.0.1:PORT`path`, path-as-is, no signals, a 10 s timeout
+ * and the body and header collectors, then performs it. Reusing the handle
+ * reuses its connection (keep-alive). */
+tu_response tu_curl_perform(void *easy, unsigned short port, const char *path);
+void tu_response_free(tu_response *r);
+/* Value of header `name` in r->headers (case-insensitive), malloc'd, or NULL. */
+char *tu_header(const tu_response *r, const char *name);
+
+/* A blocking TCP socket connected to 127.0.0.1:port, with 10 s I/O timeouts. */
+int tu_connect(unsigned short port);
+/* Writes all of `s`. */
+bool tu_send_all(int fd, const char *s, size_t len);
+/* Reads until the peer closes, `len - 1` bytes are read, or the 10 s
+ * timeout; returns bytes read, NUL-terminated. */
+size_t tu_recv_all(int fd, char *buf, size_t len);
+/* Reads one whole HTTP response with Content-Length framing; returns its
+ * total length or 0. */
+size_t tu_recv_response(int fd, char *buf, size_t len);
+/* Closes with RST instead of FIN (SO_LINGER 0). */
+void tu_close_rst(int fd);
+
+/* A latch: threads wait until a count reaches a target. */
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int count;
+} tu_latch;
+void tu_latch_init(tu_latch *l);
+void tu_latch_destroy(tu_latch *l);
+void tu_latch_add(tu_latch *l, int n);
+/* Waits until count >= target or `ms` pass; returns whether it got there. */
+bool tu_latch_wait(tu_latch *l, int target, int ms);
+
+/* Milliseconds from a monotonic clock. */
+double tu_now_ms(void);
+
+#endif
