@@ -427,7 +427,8 @@ int vg_app_start(vg_app *app)
     vg__raise_nofile(app);
     app->pool = vg__pool_new(app->workers);
     if (app->pool != NULL)
-        app->watcher = vg__watcher_new(app->watch, vg__glue_client_gone,
+        app->watcher = vg__watcher_new(app->watch, app->request_timeout_ms,
+                                       vg__glue_client_gone, vg__glue_deadline,
                                        &app->log);
     if (app->pool == NULL || app->watcher == NULL) {
         rc = -errno;

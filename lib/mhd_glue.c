@@ -215,19 +215,33 @@ void vg__glue_client_gone(vg_request *req)
     vg__resume_do(req);
 }
 
+/* Ends a suspended request on the library's behalf: cancel its token with
+ * `why` and answer `status`. Even without a response (no memory) the winner
+ * resumes; the connection is then simply closed. */
+static void vg__end_with(vg_request *req, vg_cancel_reason why,
+                         unsigned status, const char *text, bool close)
+{
+    struct MHD_Response *resp = vg__error_response(text);
+
+    if (resp != NULL && close)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (!vg__resume_win(req, resp, status))
+        return;
+    if (vg__token_cancel_with(req->token, why))
+        vg__app_count_cancel(req->app, why);
+    vg__resume_do(req);
+}
+
+void vg__glue_deadline(vg_request *req)
+{
+    vg__end_with(req, VG_CANCEL_TIMEOUT, MHD_HTTP_GATEWAY_TIMEOUT,
+                 "request timed out\n", false);
+}
+
 void vg__glue_shutdown(vg_request *req)
 {
-    struct MHD_Response *resp = vg__error_response("shutting down\n");
-
-    if (resp != NULL)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    /* Even without a response (no memory) the request must be resumed
-     * before the daemon stops; the connection is then simply closed. */
-    if (!vg__resume_win(req, resp, MHD_HTTP_SERVICE_UNAVAILABLE))
-        return;
-    if (vg__token_cancel_with(req->token, VG_CANCEL_SHUTDOWN))
-        vg__app_count_cancel(req->app, VG_CANCEL_SHUTDOWN);
-    vg__resume_do(req);
+    vg__end_with(req, VG_CANCEL_SHUTDOWN, MHD_HTTP_SERVICE_UNAVAILABLE,
+                 "shutting down\n", true);
 }
 
 /* ---- libmicrohttpd callbacks ---- */

@@ -18,6 +18,11 @@ struct MHD_Daemon *vg__glue_start(vg_app *app);
  * worker already won the right to resume. Watcher thread. */
 void vg__glue_client_gone(vg_request *req);
 
+/* The watcher's report: the request's deadline passed. Cancels its token
+ * (VG_CANCEL_TIMEOUT) and answers 504 at once, unless someone else already
+ * won the resume. Watcher thread. */
+void vg__glue_deadline(vg_request *req);
+
 /* Shutdown's last word to a request still suspended after the grace
  * period: cancel with VG_CANCEL_SHUTDOWN and answer 503. Supervisor. */
 void vg__glue_shutdown(vg_request *req);

@@ -6,6 +6,12 @@
  * and reports EPOLLRDHUP/HUP/ERR. It also is the registry of everything
  * suspended, which shutdown walks to resume each request exactly once.
  *
+ * It also enforces request deadlines (libmicrohttpd never times out a
+ * suspended connection, DESIGN.md fact 9). With one timeout for the whole
+ * app, deadlines expire in the order requests were registered, so a FIFO
+ * list threaded through the table is all the timer needs: O(1) to add, to
+ * remove and to find the next expiry.
+ *
  * Requests are named in the epoll set by table slot and generation rather
  * than by pointer: an event may still be in a batch after another thread
  * removed the request and it was freed, and a stale slot/generation is
@@ -21,18 +27,23 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "request.h"
 #include "watcher.h"
 
 #define VG__STOP_KEY UINT64_MAX
+#define VG__WAKE_KEY (UINT64_MAX - 1)
 #define VG__BATCH 64
+#define VG__UNLINKED (-2)
 
 typedef struct {
     vg_request *req;     /* NULL when free */
     uint32_t gen;        /* bumped on every removal */
     int next_free;
+    int prev, next;      /* deadline list; VG__UNLINKED when not on it */
+    uint64_t deadline;   /* CLOCK_MONOTONIC, ms */
 } vg__slot;
 
 struct vg__watcher {
@@ -41,13 +52,58 @@ struct vg__watcher {
     int nslots, cap, free_head, used;
     bool closed;
 
+    unsigned timeout_ms;      /* 0: no deadlines */
+    int dl_head, dl_tail;     /* deadline list, oldest first; -1 when empty */
+
     bool watch_fds;
-    int epfd, stop_fd;
+    int epfd, stop_fd, wake_fd;
     pthread_t thread;
     bool thread_started;
-    vg__gone_fn gone;
+    vg__gone_fn gone, expired;
     const vg__log *log;
 };
+
+static uint64_t vg__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Appends `slot` to the deadline list; the caller holds the lock. Returns
+ * true if the list was empty, i.e. the watcher may be sleeping without a
+ * timeout and must be woken to arm one. */
+static bool vg__dl_append(vg__watcher *w, int slot)
+{
+    bool was_empty = w->dl_head < 0;
+
+    w->slots[slot].deadline = vg__now_ms() + w->timeout_ms;
+    w->slots[slot].prev = w->dl_tail;
+    w->slots[slot].next = -1;
+    if (was_empty)
+        w->dl_head = slot;
+    else
+        w->slots[w->dl_tail].next = slot;
+    w->dl_tail = slot;
+    return was_empty;
+}
+
+static void vg__dl_unlink(vg__watcher *w, int slot)
+{
+    vg__slot *s = &w->slots[slot];
+
+    if (s->prev == VG__UNLINKED)
+        return;
+    if (s->prev >= 0)
+        w->slots[s->prev].next = s->next;
+    else
+        w->dl_head = s->next;
+    if (s->next >= 0)
+        w->slots[s->next].prev = s->prev;
+    else
+        w->dl_tail = s->prev;
+    s->prev = s->next = VG__UNLINKED;
+}
 
 static uint64_t vg__key(int slot, uint32_t gen)
 {
@@ -65,6 +121,7 @@ static int vg__table_grow(vg__watcher *w)
         grown[i].req = NULL;
         grown[i].gen = 0;
         grown[i].next_free = i + 1 < cap ? i + 1 : -1;
+        grown[i].prev = grown[i].next = VG__UNLINKED;
     }
     w->free_head = w->cap;
     w->slots = grown;
@@ -76,6 +133,7 @@ int vg__watcher_add(vg__watcher *w, vg_request *req)
 {
     struct epoll_event ev;
     int slot, rc = 0;
+    bool wake = false;
 
     pthread_mutex_lock(&w->lock);
     if (w->closed) {
@@ -102,14 +160,23 @@ int vg__watcher_add(vg__watcher *w, vg_request *req)
                      "cannot watch fd %d for disconnects: %s", req->fd,
                      strerror(errno));
     }
+    if (w->timeout_ms > 0)
+        wake = vg__dl_append(w, slot);
 out:
     pthread_mutex_unlock(&w->lock);
+    if (wake) {
+        uint64_t one = 1;
+        if (write(w->wake_fd, &one, sizeof one) < 0)
+            vg__logf(w->log, VG_LOG_ERROR, "watcher: cannot wake: %s",
+                     strerror(errno));
+    }
     return rc;
 }
 
 /* Frees `slot`; the caller holds the lock. */
 static void vg__slot_release(vg__watcher *w, int slot)
 {
+    vg__dl_unlink(w, slot);
     w->slots[slot].req = NULL;
     w->slots[slot].gen++;
     w->slots[slot].next_free = w->free_head;
@@ -172,14 +239,58 @@ static vg_request *vg__watcher_lookup(vg__watcher *w, uint64_t key)
     return req;
 }
 
+/* Milliseconds until the oldest deadline (0 if passed), -1 if none. */
+static int vg__next_timeout(vg__watcher *w)
+{
+    uint64_t now, due;
+    int ms = -1;
+
+    pthread_mutex_lock(&w->lock);
+    if (w->dl_head >= 0) {
+        now = vg__now_ms();
+        due = w->slots[w->dl_head].deadline;
+        ms = due <= now ? 0 : (int)(due - now);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return ms;
+}
+
+/* Takes every request whose deadline passed off the deadline list (they
+ * stay registered until their resume winner removes them) and reports each
+ * to `expired`, holding a reference for the call. */
+static void vg__fire_deadlines(vg__watcher *w)
+{
+    vg_request *batch[VG__BATCH];
+    size_t n, i;
+    uint64_t now = vg__now_ms();
+
+    do {
+        n = 0;
+        pthread_mutex_lock(&w->lock);
+        while (n < VG__BATCH && w->dl_head >= 0 &&
+               w->slots[w->dl_head].deadline <= now) {
+            int slot = w->dl_head;
+            vg__dl_unlink(w, slot);
+            batch[n] = w->slots[slot].req;
+            vg__request_ref(batch[n++]);
+        }
+        pthread_mutex_unlock(&w->lock);
+        for (i = 0; i < n; i++) {
+            w->expired(batch[i]);
+            vg__request_unref(batch[i]);
+        }
+    } while (n == VG__BATCH);
+}
+
 static void *vg__watcher_main(void *arg)
 {
     vg__watcher *w = arg;
     struct epoll_event evs[VG__BATCH];
+    uint64_t drain;
     int n, i;
 
     for (;;) {
-        n = epoll_wait(w->epfd, evs, VG__BATCH, -1);
+        n = epoll_wait(w->epfd, evs, VG__BATCH, vg__next_timeout(w));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -191,20 +302,41 @@ static void *vg__watcher_main(void *arg)
             vg_request *req;
             if (evs[i].data.u64 == VG__STOP_KEY)
                 return NULL;
+            if (evs[i].data.u64 == VG__WAKE_KEY) {
+                if (read(w->wake_fd, &drain, sizeof drain) < 0)
+                    continue; /* already drained: nothing to do */
+                continue;
+            }
             req = vg__watcher_lookup(w, evs[i].data.u64);
             if (req == NULL)
                 continue;
             w->gone(req);
             vg__request_unref(req);
         }
+        if (w->timeout_ms > 0)
+            vg__fire_deadlines(w);
     }
 }
 
-vg__watcher *vg__watcher_new(bool watch_fds, vg__gone_fn gone,
+/* Adds an eventfd to the epoll set under `key`. */
+static int vg__watch_eventfd(vg__watcher *w, int *fd, uint64_t key)
+{
+    struct epoll_event ev;
+
+    *fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (*fd < 0)
+        return -1;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN;
+    ev.data.u64 = key;
+    return epoll_ctl(w->epfd, EPOLL_CTL_ADD, *fd, &ev);
+}
+
+vg__watcher *vg__watcher_new(bool watch_fds, unsigned timeout_ms,
+                             vg__gone_fn gone, vg__gone_fn expired,
                              const vg__log *log)
 {
     vg__watcher *w = calloc(1, sizeof *w);
-    struct epoll_event ev;
     int rc;
 
     if (w == NULL) {
@@ -213,20 +345,20 @@ vg__watcher *vg__watcher_new(bool watch_fds, vg__gone_fn gone,
     }
     pthread_mutex_init(&w->lock, NULL);
     w->free_head = -1;
-    w->epfd = w->stop_fd = -1;
+    w->dl_head = w->dl_tail = -1;
+    w->epfd = w->stop_fd = w->wake_fd = -1;
     w->watch_fds = watch_fds;
+    w->timeout_ms = timeout_ms;
     w->gone = gone;
+    w->expired = expired;
     w->log = log;
-    if (!watch_fds)
+    /* Without sockets to watch or deadlines to keep, the registry alone
+     * serves shutdown and no thread is needed. */
+    if (!watch_fds && timeout_ms == 0)
         return w;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
-    w->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (w->epfd < 0 || w->stop_fd < 0)
-        goto fail;
-    memset(&ev, 0, sizeof ev);
-    ev.events = EPOLLIN;
-    ev.data.u64 = VG__STOP_KEY;
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->stop_fd, &ev) != 0)
+    if (w->epfd < 0 || vg__watch_eventfd(w, &w->stop_fd, VG__STOP_KEY) != 0 ||
+        vg__watch_eventfd(w, &w->wake_fd, VG__WAKE_KEY) != 0)
         goto fail;
     rc = pthread_create(&w->thread, NULL, vg__watcher_main, w);
     if (rc != 0) {
@@ -257,6 +389,8 @@ void vg__watcher_free(vg__watcher *w)
         close(w->epfd);
     if (w->stop_fd >= 0)
         close(w->stop_fd);
+    if (w->wake_fd >= 0)
+        close(w->wake_fd);
     free(w->slots);
     pthread_mutex_destroy(&w->lock);
     free(w);

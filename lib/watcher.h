@@ -11,14 +11,16 @@
 
 typedef struct vg__watcher vg__watcher;
 
-/* Runs on the watcher thread when a watched client has gone. The watcher
- * holds a reference on `req` for the duration of the call. */
+/* Runs on the watcher thread when a watched client has gone (or a deadline
+ * passed). The watcher holds a reference on `req` for the call. */
 typedef void (*vg__gone_fn)(vg_request *req);
 
 /* A registry; with `watch_fds` also an epoll set and a thread that calls
- * `gone` for suspended requests whose client closed, reset or half-closed.
- * NULL with errno on failure. */
-vg__watcher *vg__watcher_new(bool watch_fds, vg__gone_fn gone,
+ * `gone` for suspended requests whose client closed, reset or half-closed;
+ * with `timeout_ms` > 0 the same thread calls `expired` for requests still
+ * registered that long after they were added. NULL with errno on failure. */
+vg__watcher *vg__watcher_new(bool watch_fds, unsigned timeout_ms,
+                             vg__gone_fn gone, vg__gone_fn expired,
                              const vg__log *log);
 
 /* Registers a suspended request (its fd in req->fd). 0, -ESHUTDOWN once
