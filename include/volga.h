@@ -138,6 +138,21 @@ int vg_app_set_shutdown_grace(vg_app *app, unsigned ms);
 int vg_app_set_max_connections(vg_app *app, unsigned n);
 /** Largest accepted request body; default 1 MiB. Larger bodies get 413. */
 int vg_app_set_body_limit(vg_app *app, size_t bytes);
+/** Most concurrent connections from one IP address; 0 = no limit (the
+ *  default). A connection over the limit is closed at once. */
+int vg_app_set_per_ip_limit(vg_app *app, unsigned n);
+/** Seconds a connection may stay idle (between requests, or while a
+ *  client trickles a request or stops reading) before it is closed;
+ *  default 30, 0 = never. Connections whose handler runs are exempt: use
+ *  vg_app_set_request_timeout for those. */
+int vg_app_set_idle_timeout(vg_app *app, unsigned seconds);
+/** Memory for one connection's request head (request line and headers);
+ *  a larger head gets 431. Default 32 KiB, range 4 KiB - 16 MiB. */
+int vg_app_set_header_limit(vg_app *app, size_t bytes);
+/** Requests that may wait for a free worker; default 4096. When every
+ *  worker is busy and this many wait, new requests get 503 with
+ *  Retry-After: 1 instead of growing memory without bound. */
+int vg_app_set_queue_limit(vg_app *app, unsigned n);
 /** Whether a watcher thread watches suspended connections for the client
  *  going away (default true). Turning it off is for measuring its cost:
  *  without it a vanished client is noticed only when the handler returns. */
@@ -223,6 +238,17 @@ int vg_map_delete(vg_app *app, const char *pattern, vg_handler fn, void *arg);
 /** Any method token ("OPTIONS", "REPORT"...), case-sensitive as in HTTP. */
 int vg_map(vg_app *app, const char *method, const char *pattern, vg_handler fn,
            void *arg);
+
+/**
+ * Gives the route already mapped for `method` and `pattern` its own
+ * deadline, overriding vg_app_set_request_timeout: `ms` 0 means no deadline
+ * for this route. The pattern must have the same shape as the mapped one
+ * (parameter names may differ). A HEAD request answered by a GET route uses
+ * the GET route's deadline. Returns 0, -EINVAL, -ENOENT (no such route) or
+ * -EBUSY once started. Thread: the configuring thread, before start.
+ */
+int vg_map_timeout(vg_app *app, const char *method, const char *pattern,
+                   unsigned ms);
 
 /* ------------------------------------------------------------------------
  * Requests

@@ -119,6 +119,9 @@ vg_app *vg_app_new(const char *address)
     app->shutdown_grace_ms = 10000;
     app->max_connections = 10000;
     app->body_limit = 1024 * 1024;
+    app->idle_timeout_s = 30;
+    app->queue_limit = 4096;
+    app->header_limit = 32 * 1024;
     app->watch = true;
     app->listen_fd = -1;
     app->stop_fd = -1;
@@ -175,6 +178,8 @@ int vg_app_set_request_timeout(vg_app *app, unsigned ms)
 
     if (rc != 0)
         return rc;
+    if (ms > (unsigned)INT32_MAX)
+        return -EINVAL;
     app->request_timeout_ms = ms;
     return 0;
 }
@@ -208,6 +213,51 @@ int vg_app_set_body_limit(vg_app *app, size_t bytes)
     if (rc != 0)
         return rc;
     app->body_limit = bytes;
+    return 0;
+}
+
+int vg_app_set_per_ip_limit(vg_app *app, unsigned n)
+{
+    int rc = vg__configurable(app);
+
+    if (rc != 0)
+        return rc;
+    app->per_ip_limit = n;
+    return 0;
+}
+
+int vg_app_set_idle_timeout(vg_app *app, unsigned seconds)
+{
+    int rc = vg__configurable(app);
+
+    if (rc != 0)
+        return rc;
+    app->idle_timeout_s = seconds;
+    return 0;
+}
+
+int vg_app_set_header_limit(vg_app *app, size_t bytes)
+{
+    int rc = vg__configurable(app);
+
+    if (rc != 0)
+        return rc;
+    /* libmicrohttpd needs room for its own buffers below a few KiB. */
+    if (bytes < 4096 || bytes > 16u * 1024 * 1024)
+        return -EINVAL;
+    app->header_limit = bytes;
+    return 0;
+}
+
+int vg_app_set_queue_limit(vg_app *app, unsigned n)
+{
+    int rc = vg__configurable(app);
+
+    if (rc != 0)
+        return rc;
+    if (n == 0)
+        return -EINVAL;
+    app->queue_limit = n;
     return 0;
 }
 
@@ -264,6 +314,25 @@ int vg_map_patch(vg_app *app, const char *pattern, vg_handler fn, void *arg)
 int vg_map_delete(vg_app *app, const char *pattern, vg_handler fn, void *arg)
 {
     return vg_map(app, "DELETE", pattern, fn, arg);
+}
+
+int vg_map_timeout(vg_app *app, const char *method, const char *pattern,
+                   unsigned ms)
+{
+    int rc = vg__configurable(app);
+
+    if (rc != 0)
+        return rc;
+    if (ms > (unsigned)INT32_MAX)
+        return -EINVAL;
+    rc = vg__router_set_timeout(app->router, method, pattern, (long)ms);
+    if (rc != 0)
+        vg__logf(&app->log, VG_LOG_ERROR, "cannot set a timeout on %s %s: %s",
+                 method ? method : "(null)", pattern ? pattern : "(null)",
+                 rc == -ENOENT ? "no such route" : strerror(-rc));
+    else if (ms > 0)
+        app->route_timeouts = true;
+    return rc;
 }
 
 /* ---- Counters ---- */
@@ -425,11 +494,11 @@ int vg_app_start(vg_app *app)
     if (rc != 0)
         return rc;
     vg__raise_nofile(app);
-    app->pool = vg__pool_new(app->workers);
+    app->pool = vg__pool_new(app->workers, app->queue_limit);
     if (app->pool != NULL)
-        app->watcher = vg__watcher_new(app->watch, app->request_timeout_ms,
-                                       vg__glue_client_gone, vg__glue_deadline,
-                                       &app->log);
+        app->watcher = vg__watcher_new(
+            app->watch, app->request_timeout_ms > 0 || app->route_timeouts,
+            vg__glue_client_gone, vg__glue_deadline, &app->log);
     if (app->pool == NULL || app->watcher == NULL) {
         rc = -errno;
         vg__logf(&app->log, VG_LOG_ERROR, "cannot start threads: %s",

@@ -29,8 +29,13 @@ struct vg_app {
     char port[8];
     unsigned workers;
     unsigned request_timeout_ms;
+    bool route_timeouts;          /* some route has its own deadline */
     unsigned shutdown_grace_ms;
     unsigned max_connections;
+    unsigned per_ip_limit;
+    unsigned idle_timeout_s;
+    unsigned queue_limit;
+    size_t header_limit;
     size_t body_limit;
     bool watch;
     vg__log log;

@@ -358,7 +358,7 @@ static enum MHD_Result vg__suspend_and_queue(vg_app *app, vg_request *req,
     req->state = VG__REQ_DISPATCHED;
     req->suspended = true;
     MHD_suspend_connection(conn);
-    if (vg__watcher_add(app->watcher, req) != 0) {
+    if (vg__watcher_add(app->watcher, req, req->timeout_ms) != 0) {
         /* Shutdown closed the registry between our check and now (or no
          * memory): nobody else knows this request, so resume it ourselves
          * with a 503 that the re-invoked handler will queue. */
@@ -372,7 +372,20 @@ static enum MHD_Result vg__suspend_and_queue(vg_app *app, vg_request *req,
     atomic_fetch_add(&app->in_flight, 1);
     vg__request_ref(req); /* the worker's */
     req->task.run = vg__run_handler;
-    vg__pool_submit(app->pool, &req->task);
+    if (!vg__pool_submit(app->pool, &req->task)) {
+        /* Every worker is busy and the queue is full: shed load now
+         * rather than let memory grow. The request never ran, so its
+         * token stays uncancelled. */
+        struct MHD_Response *resp = vg__error_response("server busy\n");
+        if (resp != NULL)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        if (vg__resume_win(req, resp, MHD_HTTP_SERVICE_UNAVAILABLE))
+            vg__resume_do(req);
+        atomic_fetch_sub(&app->in_flight, 1);
+        vg__app_notify_drain(app);
+        vg__request_unref(req);
+        vg__logf(&app->log, VG_LOG_WARN, "worker queue full: answered 503");
+    }
     return MHD_YES;
 }
 
@@ -406,6 +419,8 @@ static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
                               "internal server error\n", NULL, NULL);
     req->fn = m.fn;
     req->fn_arg = m.arg;
+    req->timeout_ms = m.timeout_ms >= 0 ? (unsigned)m.timeout_ms
+                                        : app->request_timeout_ms;
     return vg__suspend_and_queue(app, req, conn);
 }
 
@@ -518,7 +533,9 @@ struct MHD_Daemon *vg__glue_start(vg_app *app)
         MHD_OPTION_LISTEN_SOCKET, app->listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, vg__mhd_threads(),
         MHD_OPTION_CONNECTION_LIMIT, app->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, app->per_ip_limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, app->idle_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, app->header_limit,
         MHD_OPTION_URI_LOG_CALLBACK, vg__on_uri, app,
         MHD_OPTION_NOTIFY_COMPLETED, vg__on_completed, app,
         MHD_OPTION_EXTERNAL_LOGGER, vg__mhd_log, app,

@@ -16,6 +16,7 @@ struct vg__pool {
     pthread_cond_t wake;
     vg__task *head, *tail;
     unsigned idle;        /* workers waiting on `wake` */
+    unsigned queued, max_queued;
     bool closing;
     unsigned nthreads;
     pthread_t threads[];
@@ -34,6 +35,7 @@ static vg__task *vg__pool_next(vg__pool *pool)
     }
     task = pool->head;
     if (task != NULL) {
+        pool->queued--;
         pool->head = task->next;
         if (pool->head == NULL)
             pool->tail = NULL;
@@ -52,12 +54,19 @@ static void *vg__pool_main(void *arg)
     return NULL;
 }
 
-void vg__pool_submit(vg__pool *pool, vg__task *task)
+bool vg__pool_submit(vg__pool *pool, vg__task *task)
 {
     bool signal;
 
     task->next = NULL;
     pthread_mutex_lock(&pool->lock);
+    /* A bound on waiting work keeps memory bounded under overload; the
+     * caller answers 503 instead. */
+    if (pool->queued >= pool->max_queued) {
+        pthread_mutex_unlock(&pool->lock);
+        return false;
+    }
+    pool->queued++;
     if (pool->tail != NULL)
         pool->tail->next = task;
     else
@@ -69,6 +78,7 @@ void vg__pool_submit(vg__pool *pool, vg__task *task)
     pthread_mutex_unlock(&pool->lock);
     if (signal)
         pthread_cond_signal(&pool->wake);
+    return true;
 }
 
 static void vg__pool_close(vg__pool *pool, unsigned started)
@@ -86,7 +96,7 @@ static void vg__pool_close(vg__pool *pool, unsigned started)
     free(pool);
 }
 
-vg__pool *vg__pool_new(unsigned nthreads)
+vg__pool *vg__pool_new(unsigned nthreads, unsigned max_queued)
 {
     vg__pool *pool;
     unsigned i;
@@ -104,6 +114,7 @@ vg__pool *vg__pool_new(unsigned nthreads)
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->wake, NULL);
     pool->nthreads = nthreads;
+    pool->max_queued = max_queued;
     for (i = 0; i < nthreads; i++) {
         rc = pthread_create(&pool->threads[i], NULL, vg__pool_main, pool);
         if (rc != 0) {

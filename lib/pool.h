@@ -2,6 +2,8 @@
 #ifndef VG_POOL_H
 #define VG_POOL_H
 
+#include <stdbool.h>
+
 typedef struct vg__task vg__task;
 typedef void (*vg__task_fn)(vg__task *task);
 
@@ -13,13 +15,14 @@ struct vg__task {
 
 typedef struct vg__pool vg__pool;
 
-/* Starts `nthreads` workers. NULL with errno on failure (nothing left
- * running). */
-vg__pool *vg__pool_new(unsigned nthreads);
+/* Starts `nthreads` workers; at most `max_queued` tasks may wait for one.
+ * NULL with errno on failure (nothing left running). */
+vg__pool *vg__pool_new(unsigned nthreads, unsigned max_queued);
 
 /* Queues `task` (task->run must be set); a worker runs it soon, in FIFO
- * order. Never fails and never blocks. Any thread. */
-void vg__pool_submit(vg__pool *pool, vg__task *task);
+ * order. Returns false, queueing nothing, if `max_queued` tasks already
+ * wait. Never blocks. Any thread. */
+bool vg__pool_submit(vg__pool *pool, vg__task *task);
 
 /* Runs every task still queued, waits for all to return, joins the workers
  * and frees the pool. NULL is a no-op. Not from a worker. */

@@ -79,6 +79,7 @@ struct vg_request {
 
     vg_handler fn;
     void *fn_arg;
+    unsigned timeout_ms;        /* this request's deadline, 0: none */
 
     vg__chunk *chunks;          /* arena for the strings above */
 };

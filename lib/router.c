@@ -36,6 +36,7 @@ typedef struct {
     size_t nnames;
     char *namebuf; /* the names, each NUL-terminated, back to back */
     const char *names[VG__MAX_PARAMS]; /* point into namebuf */
+    long timeout_ms; /* the route's own deadline, or -1 for the app's */
 } route_entry;
 
 typedef struct route_node route_node;
@@ -427,6 +428,7 @@ static int entry_init(route_entry *e, const char *method, vg_handler fn,
     e->nnames = info->nparams;
     e->fn = fn;
     e->arg = arg;
+    e->timeout_ms = -1;
     return 0;
 }
 
@@ -593,6 +595,25 @@ int vg__router_add(vg__router *r, const char *method, const char *pattern,
     return 0;
 }
 
+int vg__router_set_timeout(vg__router *r, const char *method,
+                           const char *pattern, long timeout_ms)
+{
+    pattern_info info;
+    add_plan plan;
+    route_entry *e;
+
+    if (r == NULL || !method_is_valid(method) ||
+        pattern_validate(pattern, &info) < 0)
+        return -EINVAL;
+    plan_locate(&plan, r, pattern);
+    /* The entry is ours to change: the router is still being configured. */
+    e = plan.leaf ? (route_entry *)entry_find(plan.leaf, method) : NULL;
+    if (e == NULL)
+        return -ENOENT;
+    e->timeout_ms = timeout_ms;
+    return 0;
+}
+
 /* ------------------------------------------------------------------------
  * Matching
  */
@@ -642,6 +663,7 @@ static bool node_accept(match_state *st, const route_node *n, size_t ncap)
     vg__match *out = st->out;
     out->fn = e->fn;
     out->arg = e->arg;
+    out->timeout_ms = e->timeout_ms;
     out->allow = n->allow;
     out->nparams = ncap;
     for (size_t i = 0; i < ncap; i++) {
@@ -691,6 +713,7 @@ vg__match_kind vg__router_match(const vg__router *r, const char *method,
         return VG__MATCH_NO_PATH;
     out->fn = NULL;
     out->arg = NULL;
+    out->timeout_ms = -1;
     out->allow = NULL;
     out->nparams = 0;
     if (r == NULL || method == NULL || (segs == NULL && nseg > 0))

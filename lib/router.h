@@ -29,6 +29,7 @@ typedef enum {
 typedef struct {
     vg_handler fn;
     void *arg;
+    long timeout_ms;     /* the route's deadline (0: none), -1: the app's */
     const char *allow;   /* "GET, HEAD, POST": methods of the matched path (405); borrowed */
     size_t nparams;
     vg__param params[VG__MAX_PARAMS];
@@ -50,6 +51,15 @@ void vg__router_free(vg__router *r);
  */
 int vg__router_add(vg__router *r, const char *method, const char *pattern,
                    vg_handler fn, void *arg);
+
+/*
+ * Gives the route mapped for exactly `method` and `pattern` (the same
+ * shape; parameter names may differ) its own deadline: `timeout_ms` 0 for
+ * none, -1 for the app's. Returns 0, -EINVAL (bad arguments) or -ENOENT (no
+ * such route). Not thread-safe: call before matching starts.
+ */
+int vg__router_set_timeout(vg__router *r, const char *method,
+                           const char *pattern, long timeout_ms);
 
 /*
  * Matches a request. `segs` are the path's percent-decoded segments (the

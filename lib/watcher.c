@@ -7,10 +7,11 @@
  * suspended, which shutdown walks to resume each request exactly once.
  *
  * It also enforces request deadlines (libmicrohttpd never times out a
- * suspended connection, DESIGN.md fact 9). With one timeout for the whole
- * app, deadlines expire in the order requests were registered, so a FIFO
- * list threaded through the table is all the timer needs: O(1) to add, to
- * remove and to find the next expiry.
+ * suspended connection, DESIGN.md fact 9). Requests that share a timeout
+ * value expire in the order they were registered, so one FIFO list per
+ * distinct value (the app's, and each route override in use) threaded
+ * through the table is all the timer needs: O(1) to add and to remove, and
+ * the next expiry is the earliest of a handful of list heads.
  *
  * Requests are named in the epoll set by table slot and generation rather
  * than by pointer: an event may still be in a batch after another thread
@@ -43,8 +44,15 @@ typedef struct {
     uint32_t gen;        /* bumped on every removal */
     int next_free;
     int prev, next;      /* deadline list; VG__UNLINKED when not on it */
+    int list;            /* index in `lists` while linked */
     uint64_t deadline;   /* CLOCK_MONOTONIC, ms */
 } vg__slot;
+
+/* The requests registered with one timeout value, oldest first. */
+typedef struct {
+    unsigned timeout_ms;
+    int head, tail;      /* -1 when empty */
+} vg__dlist;
 
 struct vg__watcher {
     pthread_mutex_t lock;     /* guards the table and `closed` */
@@ -52,8 +60,9 @@ struct vg__watcher {
     int nslots, cap, free_head, used;
     bool closed;
 
-    unsigned timeout_ms;      /* 0: no deadlines */
-    int dl_head, dl_tail;     /* deadline list, oldest first; -1 when empty */
+    bool timers;              /* deadlines may be used */
+    vg__dlist *lists;         /* one per distinct timeout value seen */
+    int nlists;
 
     bool watch_fds;
     int epfd, stop_fd, wake_fd;
@@ -70,38 +79,68 @@ static uint64_t vg__now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Appends `slot` to the deadline list; the caller holds the lock. Returns
- * true if the list was empty, i.e. the watcher may be sleeping without a
- * timeout and must be woken to arm one. */
-static bool vg__dl_append(vg__watcher *w, int slot)
+/* The list for `timeout_ms`, created on first use; -1 on ENOMEM. */
+static int vg__dl_find(vg__watcher *w, unsigned timeout_ms)
 {
-    bool was_empty = w->dl_head < 0;
+    vg__dlist *grown;
+    int i;
 
-    w->slots[slot].deadline = vg__now_ms() + w->timeout_ms;
-    w->slots[slot].prev = w->dl_tail;
+    for (i = 0; i < w->nlists; i++)
+        if (w->lists[i].timeout_ms == timeout_ms)
+            return i;
+    grown = realloc(w->lists, (size_t)(w->nlists + 1) * sizeof *grown);
+    if (grown == NULL)
+        return -1;
+    w->lists = grown;
+    w->lists[i].timeout_ms = timeout_ms;
+    w->lists[i].head = w->lists[i].tail = -1;
+    w->nlists++;
+    return i;
+}
+
+/* Appends `slot` to its timeout's list; the caller holds the lock. Returns
+ * true if that list was empty, i.e. the watcher may be sleeping without
+ * this deadline armed and must be woken. */
+static bool vg__dl_append(vg__watcher *w, int slot, unsigned timeout_ms)
+{
+    int li = vg__dl_find(w, timeout_ms);
+    vg__dlist *l;
+    bool was_empty;
+
+    if (li < 0) {
+        vg__logf(w->log, VG_LOG_ERROR, "no memory for a request deadline");
+        return false;
+    }
+    l = &w->lists[li];
+    was_empty = l->head < 0;
+    w->slots[slot].deadline = vg__now_ms() + timeout_ms;
+    w->slots[slot].list = li;
+    w->slots[slot].prev = l->tail;
     w->slots[slot].next = -1;
     if (was_empty)
-        w->dl_head = slot;
+        l->head = slot;
     else
-        w->slots[w->dl_tail].next = slot;
-    w->dl_tail = slot;
+        w->slots[l->tail].next = slot;
+    l->tail = slot;
     return was_empty;
 }
 
 static void vg__dl_unlink(vg__watcher *w, int slot)
 {
     vg__slot *s = &w->slots[slot];
+    vg__dlist *l;
 
     if (s->prev == VG__UNLINKED)
         return;
+    l = &w->lists[s->list];
     if (s->prev >= 0)
         w->slots[s->prev].next = s->next;
     else
-        w->dl_head = s->next;
+        l->head = s->next;
     if (s->next >= 0)
         w->slots[s->next].prev = s->prev;
     else
-        w->dl_tail = s->prev;
+        l->tail = s->prev;
     s->prev = s->next = VG__UNLINKED;
 }
 
@@ -129,7 +168,7 @@ static int vg__table_grow(vg__watcher *w)
     return 0;
 }
 
-int vg__watcher_add(vg__watcher *w, vg_request *req)
+int vg__watcher_add(vg__watcher *w, vg_request *req, unsigned timeout_ms)
 {
     struct epoll_event ev;
     int slot, rc = 0;
@@ -160,8 +199,8 @@ int vg__watcher_add(vg__watcher *w, vg_request *req)
                      "cannot watch fd %d for disconnects: %s", req->fd,
                      strerror(errno));
     }
-    if (w->timeout_ms > 0)
-        wake = vg__dl_append(w, slot);
+    if (timeout_ms > 0 && w->timers)
+        wake = vg__dl_append(w, slot, timeout_ms);
 out:
     pthread_mutex_unlock(&w->lock);
     if (wake) {
@@ -239,37 +278,54 @@ static vg_request *vg__watcher_lookup(vg__watcher *w, uint64_t key)
     return req;
 }
 
-/* Milliseconds until the oldest deadline (0 if passed), -1 if none. */
+/* The list whose head expires first, or -1 if every list is empty; the
+ * caller holds the lock. */
+static int vg__dl_earliest(const vg__watcher *w)
+{
+    int i, best = -1;
+
+    for (i = 0; i < w->nlists; i++) {
+        int h = w->lists[i].head;
+        if (h >= 0 && (best < 0 || w->slots[h].deadline <
+                                       w->slots[w->lists[best].head].deadline))
+            best = i;
+    }
+    return best;
+}
+
+/* Milliseconds until the earliest deadline (0 if passed), -1 if none. */
 static int vg__next_timeout(vg__watcher *w)
 {
     uint64_t now, due;
-    int ms = -1;
+    int ms = -1, li;
 
     pthread_mutex_lock(&w->lock);
-    if (w->dl_head >= 0) {
+    li = vg__dl_earliest(w);
+    if (li >= 0) {
         now = vg__now_ms();
-        due = w->slots[w->dl_head].deadline;
+        due = w->slots[w->lists[li].head].deadline;
         ms = due <= now ? 0 : (int)(due - now);
     }
     pthread_mutex_unlock(&w->lock);
     return ms;
 }
 
-/* Takes every request whose deadline passed off the deadline list (they
- * stay registered until their resume winner removes them) and reports each
- * to `expired`, holding a reference for the call. */
+/* Takes every request whose deadline passed off its list (they stay
+ * registered until their resume winner removes them) and reports each to
+ * `expired`, holding a reference for the call. */
 static void vg__fire_deadlines(vg__watcher *w)
 {
     vg_request *batch[VG__BATCH];
     size_t n, i;
     uint64_t now = vg__now_ms();
+    int li;
 
     do {
         n = 0;
         pthread_mutex_lock(&w->lock);
-        while (n < VG__BATCH && w->dl_head >= 0 &&
-               w->slots[w->dl_head].deadline <= now) {
-            int slot = w->dl_head;
+        while (n < VG__BATCH && (li = vg__dl_earliest(w)) >= 0 &&
+               w->slots[w->lists[li].head].deadline <= now) {
+            int slot = w->lists[li].head;
             vg__dl_unlink(w, slot);
             batch[n] = w->slots[slot].req;
             vg__request_ref(batch[n++]);
@@ -313,7 +369,7 @@ static void *vg__watcher_main(void *arg)
             w->gone(req);
             vg__request_unref(req);
         }
-        if (w->timeout_ms > 0)
+        if (w->timers)
             vg__fire_deadlines(w);
     }
 }
@@ -332,9 +388,8 @@ static int vg__watch_eventfd(vg__watcher *w, int *fd, uint64_t key)
     return epoll_ctl(w->epfd, EPOLL_CTL_ADD, *fd, &ev);
 }
 
-vg__watcher *vg__watcher_new(bool watch_fds, unsigned timeout_ms,
-                             vg__gone_fn gone, vg__gone_fn expired,
-                             const vg__log *log)
+vg__watcher *vg__watcher_new(bool watch_fds, bool timers, vg__gone_fn gone,
+                             vg__gone_fn expired, const vg__log *log)
 {
     vg__watcher *w = calloc(1, sizeof *w);
     int rc;
@@ -345,16 +400,15 @@ vg__watcher *vg__watcher_new(bool watch_fds, unsigned timeout_ms,
     }
     pthread_mutex_init(&w->lock, NULL);
     w->free_head = -1;
-    w->dl_head = w->dl_tail = -1;
     w->epfd = w->stop_fd = w->wake_fd = -1;
     w->watch_fds = watch_fds;
-    w->timeout_ms = timeout_ms;
+    w->timers = timers;
     w->gone = gone;
     w->expired = expired;
     w->log = log;
     /* Without sockets to watch or deadlines to keep, the registry alone
      * serves shutdown and no thread is needed. */
-    if (!watch_fds && timeout_ms == 0)
+    if (!watch_fds && !timers)
         return w;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (w->epfd < 0 || vg__watch_eventfd(w, &w->stop_fd, VG__STOP_KEY) != 0 ||
@@ -392,6 +446,7 @@ void vg__watcher_free(vg__watcher *w)
     if (w->wake_fd >= 0)
         close(w->wake_fd);
     free(w->slots);
+    free(w->lists);
     pthread_mutex_destroy(&w->lock);
     free(w);
 }

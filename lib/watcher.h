@@ -17,15 +17,15 @@ typedef void (*vg__gone_fn)(vg_request *req);
 
 /* A registry; with `watch_fds` also an epoll set and a thread that calls
  * `gone` for suspended requests whose client closed, reset or half-closed;
- * with `timeout_ms` > 0 the same thread calls `expired` for requests still
- * registered that long after they were added. NULL with errno on failure. */
-vg__watcher *vg__watcher_new(bool watch_fds, unsigned timeout_ms,
-                             vg__gone_fn gone, vg__gone_fn expired,
-                             const vg__log *log);
+ * with `timers` the same thread calls `expired` for requests still
+ * registered when their deadline passes. NULL with errno on failure. */
+vg__watcher *vg__watcher_new(bool watch_fds, bool timers, vg__gone_fn gone,
+                             vg__gone_fn expired, const vg__log *log);
 
-/* Registers a suspended request (its fd in req->fd). 0, -ESHUTDOWN once
- * the registry is closed, or -ENOMEM. Any thread. */
-int vg__watcher_add(vg__watcher *w, vg_request *req);
+/* Registers a suspended request (its fd in req->fd) with a deadline
+ * `timeout_ms` from now (0: none; ignored unless created with timers).
+ * 0, -ESHUTDOWN once the registry is closed, or -ENOMEM. Any thread. */
+int vg__watcher_add(vg__watcher *w, vg_request *req, unsigned timeout_ms);
 
 /* Unregisters `req` if registered; call before resuming its connection,
  * while its fd is surely still the client's. Any thread. */

@@ -5,6 +5,7 @@
 #include "config.h"
 #endif
 #include <check.h>
+#include <errno.h>
 #include <curl/curl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -199,6 +200,46 @@ START_TEST(without_watcher_client_gone_is_not_seen_while_waiting)
 }
 END_TEST
 
+START_TEST(route_timeout_overrides_app_timeout)
+{
+    vg_app *app = tu_app_new();
+    waiter slow, none;
+    tu_response r;
+    double t0;
+
+    waiter_init(&slow, 10000);
+    waiter_init(&none, 400);
+    /* No app-wide deadline; /slow gets 200 ms; /none opts out of the
+     * app-wide one once that is set too. */
+    ck_assert_int_eq(vg_app_set_request_timeout(app, 100), 0);
+    ck_assert_int_eq(vg_map_get(app, "/slow/{id}", wait_handler, &slow), 0);
+    ck_assert_int_eq(vg_map_get(app, "/none", wait_handler, &none), 0);
+    ck_assert_int_eq(vg_map_timeout(app, "GET", "/slow/{other}", 200), 0);
+    ck_assert_int_eq(vg_map_timeout(app, "GET", "/none", 0), 0);
+    ck_assert_int_eq(vg_map_timeout(app, "POST", "/none", 5), -ENOENT);
+    ck_assert_int_eq(vg_map_timeout(app, "GET", "/missing", 5), -ENOENT);
+    ck_assert_int_eq(vg_map_timeout(app, "GET", "bad", 5), -EINVAL);
+    tu_start(app);
+    ck_assert_int_eq(vg_map_timeout(app, "GET", "/none", 5), -EBUSY);
+
+    t0 = tu_now_ms();
+    r = tu_get(vg_app_port(app), "/slow/1");
+    ck_assert_int_eq(r.status, 504);
+    ck_assert_msg(tu_now_ms() - t0 >= 150, "the route's 200 ms was not used");
+    tu_response_free(&r);
+    ck_assert(tu_latch_wait(&slow.finished, 1, 5000));
+    ck_assert_int_eq(atomic_load(&slow.reason), VG_CANCEL_TIMEOUT);
+
+    r = tu_get(vg_app_port(app), "/none");
+    ck_assert_int_eq(r.status, 200); /* ran its 400 ms without a deadline */
+    ck_assert_int_eq(atomic_load(&none.woke_cancelled), 0);
+    tu_response_free(&r);
+    vg_app_free(app);
+    waiter_destroy(&slow);
+    waiter_destroy(&none);
+}
+END_TEST
+
 static Suite *watcher_suite(void)
 {
     Suite *s = suite_create("watcher");
@@ -210,6 +251,7 @@ static Suite *watcher_suite(void)
     tcase_add_test(tc, fast_requests_beat_their_deadline);
     tcase_add_test(tc, many_deadlines_expire_in_order);
     tcase_add_test(tc, without_watcher_client_gone_is_not_seen_while_waiting);
+    tcase_add_test(tc, route_timeout_overrides_app_timeout);
     suite_add_tcase(s, tc);
     return s;
 }

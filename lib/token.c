@@ -1,0 +1,567 @@
+/*
+ * token.c - cancellation tokens.
+ *
+ * A token is a flag that is set at most once, with a reason, plus the ways
+ * to watch it: polling (an atomic load), sleeping (a condition variable), an
+ * eventfd for poll()/epoll, and callbacks. Children follow their parent.
+ *
+ * Locking: each token has one mutex guarding its callback list, its list of
+ * children, its eventfd and the record of which callback is running. The
+ * reason and the reference count are atomics, so the hot checks take no
+ * lock. No thread ever holds two token mutexes at once, so there is no lock
+ * order to get wrong, and user callbacks always run with no mutex held.
+ *
+ * Cancelling never allocates: children to cancel are chained through a link
+ * field inside each child, so cancellation cannot fail for lack of memory,
+ * and a deep tree is walked with a loop rather than recursion.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "token.h"
+
+/* One registered callback, in the token's list in registration order. */
+struct vg__cb {
+    struct vg__cb *next;
+    unsigned long id;
+    vg_cancel_fn fn;
+    void *arg;
+};
+
+struct vg_token {
+    atomic_ulong refs;
+    atomic_int reason;          /* a vg_cancel_reason; set once, by CAS */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;        /* CLOCK_MONOTONIC; waiters and vg_token_off */
+
+    /* Everything below is guarded by mu, except where stated. */
+    int efd;                    /* -1 until the first vg_token_fd */
+    struct vg__cb *cbs;         /* callbacks not yet run */
+    struct vg__cb **cbs_tail;   /* where the next registration goes */
+    unsigned long running_id;   /* callback being run by the canceller, or 0 */
+    pthread_t runner;           /* the canceller; meaningful if running_id */
+
+    vg_token *parent;           /* strong reference; never changes */
+    vg_token *kids;             /* children: weak pointers, head of a list */
+    vg_token *sib_prev;         /* links in parent->kids, under parent->mu */
+    vg_token *sib_next;
+    vg_token *queue_next;       /* link in the canceller's queue (below) */
+};
+
+/*
+ * Children still to be cancelled by one cancelling thread. Each queued
+ * child holds a reference taken for the queue. A token is queued at most
+ * once in its life (only the single winner of its parent's cancellation
+ * queues it), so one link field per token is enough.
+ */
+typedef struct {
+    vg_token *head;
+    vg_token **tail;
+} vg__queue;
+
+const char *vg_cancel_reason_name(vg_cancel_reason reason)
+{
+    switch (reason) {
+    case VG_CANCEL_NONE:
+        return "none";
+    case VG_CANCEL_CLIENT_GONE:
+        return "client_gone";
+    case VG_CANCEL_TIMEOUT:
+        return "timeout";
+    case VG_CANCEL_SHUTDOWN:
+        return "shutdown";
+    case VG_CANCEL_MANUAL:
+        return "manual";
+    }
+    return "unknown";
+}
+
+/*
+ * Callback ids come from one process-wide counter so that an id given for
+ * one token can never remove another token's callback by accident. Zero is
+ * the error value, so it is skipped even after the counter wraps.
+ */
+static unsigned long vg__new_id(void)
+{
+    static atomic_ulong next = 1;
+    unsigned long id;
+
+    do
+        id = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed);
+    while (id == 0);
+    return id;
+}
+
+/*
+ * The condition variable measures timeouts on CLOCK_MONOTONIC so that a
+ * wall-clock change (NTP, an administrator) neither cuts a wait short nor
+ * stretches it. Returns 0 or an error number.
+ */
+static int vg__cond_init_monotonic(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+    int rc = pthread_condattr_init(&attr);
+
+    if (rc != 0)
+        return rc;
+    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+    return rc;
+}
+
+/* A fresh, uncancelled token with one reference, or NULL with errno set. */
+static vg_token *vg__token_alloc(void)
+{
+    vg_token *tok = calloc(1, sizeof *tok);
+    int rc;
+
+    if (tok == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    atomic_init(&tok->refs, 1);
+    atomic_init(&tok->reason, VG_CANCEL_NONE);
+    tok->efd = -1;
+    tok->cbs_tail = &tok->cbs;
+    rc = pthread_mutex_init(&tok->mu, NULL);
+    if (rc == 0) {
+        rc = vg__cond_init_monotonic(&tok->cond);
+        if (rc != 0)
+            pthread_mutex_destroy(&tok->mu);
+    }
+    if (rc != 0) {
+        free(tok);
+        errno = rc;
+        return NULL;
+    }
+    return tok;
+}
+
+vg_token *vg_token_new(void)
+{
+    return vg__token_alloc();
+}
+
+vg_token *vg_token_child(vg_token *parent)
+{
+    vg_token *kid;
+
+    if (parent == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    kid = vg__token_alloc();
+    if (kid == NULL)
+        return NULL;
+    kid->parent = vg_token_ref(parent);
+
+    /* Reading the parent's reason under its mutex closes the gap with a
+     * concurrent cancel: either the canceller's locked section comes after
+     * ours and finds the child in the list, or the reason is already set
+     * here and the child is born cancelled. The child is not visible to
+     * anyone else yet, so there is nothing to notify. */
+    pthread_mutex_lock(&parent->mu);
+    atomic_store_explicit(&kid->reason,
+                          atomic_load_explicit(&parent->reason,
+                                               memory_order_acquire),
+                          memory_order_relaxed);
+    kid->sib_next = parent->kids;
+    if (parent->kids != NULL)
+        parent->kids->sib_prev = kid;
+    parent->kids = kid;
+    pthread_mutex_unlock(&parent->mu);
+    return kid;
+}
+
+vg_token *vg_token_ref(vg_token *tok)
+{
+    if (tok != NULL)
+        atomic_fetch_add_explicit(&tok->refs, 1, memory_order_relaxed);
+    return tok;
+}
+
+/*
+ * Takes a reference unless the count already reached zero. A parent's list
+ * of children holds weak pointers, and a child whose last reference is being
+ * dropped stays in that list until it takes the parent's mutex to unlink
+ * itself; such a child must be skipped, not revived.
+ */
+static bool vg__ref_if_live(vg_token *tok)
+{
+    unsigned long n = atomic_load_explicit(&tok->refs, memory_order_relaxed);
+
+    while (n != 0) {
+        if (atomic_compare_exchange_weak_explicit(&tok->refs, &n, n + 1,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return true;
+    }
+    return false;
+}
+
+static void vg__unlink_from_parent(vg_token *tok)
+{
+    vg_token *parent = tok->parent;
+
+    pthread_mutex_lock(&parent->mu);
+    if (tok->sib_prev != NULL)
+        tok->sib_prev->sib_next = tok->sib_next;
+    else
+        parent->kids = tok->sib_next;
+    if (tok->sib_next != NULL)
+        tok->sib_next->sib_prev = tok->sib_prev;
+    pthread_mutex_unlock(&parent->mu);
+}
+
+/* Frees a token nobody references. Pending callbacks are dropped without
+ * running: the token can no longer be cancelled, so they never would. */
+static void vg__token_destroy(vg_token *tok)
+{
+    struct vg__cb *cb, *next;
+
+    for (cb = tok->cbs; cb != NULL; cb = next) {
+        next = cb->next;
+        free(cb);
+    }
+    if (tok->efd >= 0)
+        close(tok->efd);
+    pthread_cond_destroy(&tok->cond);
+    pthread_mutex_destroy(&tok->mu);
+    free(tok);
+}
+
+/*
+ * Dropping a child's last reference drops its reference on the parent,
+ * which may be the parent's last one too; the loop walks up the chain
+ * instead of recursing so a long chain cannot exhaust the stack.
+ */
+void vg_token_unref(vg_token *tok)
+{
+    while (tok != NULL) {
+        vg_token *parent;
+
+        /* acq_rel: the thread that frees must see every other thread's
+         * writes made before its own unref. */
+        if (atomic_fetch_sub_explicit(&tok->refs, 1,
+                                      memory_order_acq_rel) != 1)
+            return;
+        parent = tok->parent;
+        if (parent != NULL)
+            vg__unlink_from_parent(tok);
+        vg__token_destroy(tok);
+        tok = parent;
+    }
+}
+
+bool vg_token_is_cancelled(const vg_token *tok)
+{
+    return vg_token_reason(tok) != VG_CANCEL_NONE;
+}
+
+vg_cancel_reason vg_token_reason(const vg_token *tok)
+{
+    if (tok == NULL)
+        return VG_CANCEL_NONE;
+    /* Acquire pairs with the cancelling CAS, so a thread that sees the
+     * token cancelled also sees what the canceller wrote before. */
+    return (vg_cancel_reason)atomic_load_explicit(&tok->reason,
+                                                  memory_order_acquire);
+}
+
+/* Makes the eventfd readable for good: it is never read, so one write
+ * leaves it readable. EAGAIN would mean the counter is full, which also
+ * means readable, so only EINTR is worth a retry. */
+static void vg__efd_signal(int fd)
+{
+    const uint64_t one = 1;
+    ssize_t n;
+
+    do
+        n = write(fd, &one, sizeof one);
+    while (n < 0 && errno == EINTR);
+}
+
+/* Wakes every kind of waiter. Called with tok->mu held. */
+static void vg__wake_waiters_locked(vg_token *tok)
+{
+    pthread_cond_broadcast(&tok->cond);
+    if (tok->efd >= 0)
+        vg__efd_signal(tok->efd);
+}
+
+/* Queues a referenced pointer to every live child. Called with tok->mu
+ * held, which keeps the listed children from being freed meanwhile. */
+static void vg__queue_children_locked(vg_token *tok, vg__queue *q)
+{
+    vg_token *kid;
+
+    for (kid = tok->kids; kid != NULL; kid = kid->sib_next) {
+        if (!vg__ref_if_live(kid))
+            continue;
+        kid->queue_next = NULL;
+        *q->tail = kid;
+        q->tail = &kid->queue_next;
+    }
+}
+
+/*
+ * Runs the callbacks in registration order. Called and returns with tok->mu
+ * held, but drops it around each callback so that callbacks may use any
+ * token function. Callbacks are taken off the list one at a time rather
+ * than all at once so that vg_token_off can still remove one that has not
+ * started, and knows exactly which one is running.
+ */
+static void vg__run_callbacks_locked(vg_token *tok)
+{
+    struct vg__cb *cb;
+
+    tok->runner = pthread_self();
+    while ((cb = tok->cbs) != NULL) {
+        tok->cbs = cb->next;
+        if (tok->cbs == NULL)
+            tok->cbs_tail = &tok->cbs;
+        tok->running_id = cb->id;
+        pthread_mutex_unlock(&tok->mu);
+
+        cb->fn(tok, cb->arg);
+        free(cb);
+
+        pthread_mutex_lock(&tok->mu);
+        tok->running_id = 0;
+        pthread_cond_broadcast(&tok->cond); /* for vg_token_off */
+    }
+}
+
+/*
+ * Cancels one token: the CAS on the reason picks a single winner, which
+ * wakes the waiters, queues the children and runs the callbacks. Children
+ * are cancelled later, by the caller, from the queue. Returns whether this
+ * call did the cancelling.
+ */
+static bool vg__cancel_one(vg_token *tok, vg_cancel_reason reason,
+                           vg__queue *q)
+{
+    int expected = VG_CANCEL_NONE;
+
+    if (!atomic_compare_exchange_strong_explicit(&tok->reason, &expected,
+                                                 (int)reason,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire))
+        return false;
+    pthread_mutex_lock(&tok->mu);
+    vg__wake_waiters_locked(tok);
+    vg__queue_children_locked(tok, q);
+    vg__run_callbacks_locked(tok);
+    pthread_mutex_unlock(&tok->mu);
+    return true;
+}
+
+/* Cancels every queued token, breadth first; each one queues its own
+ * children on the way. Drops the queue's references. */
+static void vg__cancel_queue(vg__queue *q, vg_cancel_reason reason)
+{
+    while (q->head != NULL) {
+        vg_token *kid = q->head;
+
+        q->head = kid->queue_next;
+        if (q->head == NULL)
+            q->tail = &q->head;
+        vg__cancel_one(kid, reason, q);
+        vg_token_unref(kid);
+    }
+}
+
+bool vg__token_cancel_with(vg_token *tok, vg_cancel_reason reason)
+{
+    vg__queue q;
+    bool won;
+
+    if (tok == NULL || reason == VG_CANCEL_NONE)
+        return false;
+    q.head = NULL;
+    q.tail = &q.head;
+
+    /* A callback may drop the last reference the rest of the program had
+     * (a callback that owns the token and releases it is a common shape);
+     * this one keeps the token alive until cancelling is over. */
+    vg_token_ref(tok);
+    won = vg__cancel_one(tok, reason, &q);
+    vg__cancel_queue(&q, reason);
+    vg_token_unref(tok);
+    return won;
+}
+
+void vg_token_cancel(vg_token *tok)
+{
+    vg__token_cancel_with(tok, VG_CANCEL_MANUAL);
+}
+
+unsigned long vg_token_on_cancel(vg_token *tok, vg_cancel_fn fn, void *arg)
+{
+    struct vg__cb *cb;
+    unsigned long id;
+
+    if (tok == NULL || fn == NULL) {
+        errno = EINVAL;
+        return 0;
+    }
+    if (vg_token_is_cancelled(tok)) {
+        fn(tok, arg);
+        return vg__new_id();
+    }
+    cb = malloc(sizeof *cb);
+    if (cb == NULL) {
+        errno = ENOMEM;
+        return 0;
+    }
+    cb->next = NULL;
+    cb->id = id = vg__new_id();
+    cb->fn = fn;
+    cb->arg = arg;
+
+    /* Checked again under the mutex: a cancel may have won its CAS since
+     * the check above. If the reason is still unset here, the canceller's
+     * locked section comes after ours and will find the callback; if not,
+     * the canceller may already have emptied the list, so run it here. */
+    pthread_mutex_lock(&tok->mu);
+    if (!vg_token_is_cancelled(tok)) {
+        *tok->cbs_tail = cb;
+        tok->cbs_tail = &cb->next;
+        cb = NULL;
+    }
+    pthread_mutex_unlock(&tok->mu);
+    if (cb != NULL) {
+        free(cb);
+        fn(tok, arg);
+    }
+    return id;
+}
+
+/* Unlinks and frees the pending callback `id`; false if it is not pending.
+ * Called with tok->mu held. */
+static bool vg__remove_cb_locked(vg_token *tok, unsigned long id)
+{
+    struct vg__cb **link;
+
+    for (link = &tok->cbs; *link != NULL; link = &(*link)->next) {
+        struct vg__cb *cb = *link;
+
+        if (cb->id != id)
+            continue;
+        *link = cb->next;
+        if (tok->cbs_tail == &cb->next)
+            tok->cbs_tail = link;
+        free(cb);
+        return true;
+    }
+    return false;
+}
+
+/*
+ * After this returns the callback is neither pending nor running, so its
+ * argument may be freed. Waiting is only for that one callback, and never
+ * when the canceller itself asks (from inside a callback), which would wait
+ * for itself.
+ */
+bool vg_token_off(vg_token *tok, unsigned long id)
+{
+    bool removed;
+
+    if (tok == NULL || id == 0)
+        return false;
+    pthread_mutex_lock(&tok->mu);
+    removed = vg__remove_cb_locked(tok, id);
+    while (!removed && tok->running_id == id &&
+           !pthread_equal(tok->runner, pthread_self()))
+        pthread_cond_wait(&tok->cond, &tok->mu);
+    pthread_mutex_unlock(&tok->mu);
+    return removed;
+}
+
+/* The CLOCK_MONOTONIC time `ms` milliseconds from now. */
+static void vg__deadline_in(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+bool vg_token_wait(vg_token *tok, int timeout_ms)
+{
+    struct timespec deadline;
+    bool cancelled;
+
+    if (tok == NULL)
+        return false;
+    if (vg_token_is_cancelled(tok))
+        return true;
+    if (timeout_ms == 0)
+        return false;
+    if (timeout_ms > 0)
+        vg__deadline_in(&deadline, timeout_ms);
+
+    /* The reason is checked under the mutex and the canceller broadcasts
+     * under it after setting the reason, so a wakeup cannot fall between
+     * the check and the wait. The loop absorbs spurious wakeups and the
+     * broadcasts vg_token_off waiters get. */
+    pthread_mutex_lock(&tok->mu);
+    for (;;) {
+        cancelled = vg_token_is_cancelled(tok);
+        if (cancelled)
+            break;
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&tok->cond, &tok->mu);
+        } else if (pthread_cond_timedwait(&tok->cond, &tok->mu,
+                                          &deadline) == ETIMEDOUT) {
+            cancelled = vg_token_is_cancelled(tok);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&tok->mu);
+    return cancelled;
+}
+
+int vg_token_fd(vg_token *tok)
+{
+    int fd;
+
+    if (tok == NULL)
+        return -EINVAL;
+    pthread_mutex_lock(&tok->mu);
+    if (tok->efd < 0) {
+        fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (fd < 0) {
+            fd = -errno;
+            pthread_mutex_unlock(&tok->mu);
+            return fd;
+        }
+        tok->efd = fd;
+        /* A cancel whose locked section came before ours found no fd to
+         * signal, so the fd must start out readable. If that section is
+         * still to come it signals again, which is harmless. */
+        if (vg_token_is_cancelled(tok))
+            vg__efd_signal(fd);
+    }
+    fd = tok->efd;
+    pthread_mutex_unlock(&tok->mu);
+    return fd;
+}
