@@ -97,10 +97,17 @@ typedef enum {
  */
 typedef void (*vg_log_fn)(vg_log_level level, const char *msg, void *arg);
 
+/** The default sink: writes "volga: LEVEL: msg" lines to stderr. */
+void vg_log_stderr(vg_log_level level, const char *msg, void *arg);
+
 /**
  * Routes the app's messages at `max_level` and below to `fn` (NULL: discard
- * them). The default writes VG_LOG_WARN and below to stderr, prefixed
- * "volga: ". Call before vg_app_start. Returns 0 or -EINVAL.
+ * them). The default is vg_log_stderr up to VG_LOG_WARN. At VG_LOG_INFO the
+ * app also writes one access-log line per request when it completes:
+ * "GET /path?q 200 0.153 ms", with " cancelled: client_gone" (or another
+ * reason) appended when the request's token fired; "-" stands for a status
+ * never sent. Returns 0, -EINVAL or -EBUSY once started. Thread: the
+ * configuring thread.
  */
 int vg_app_set_logger(vg_app *app, vg_log_fn fn, void *arg,
                       vg_log_level max_level);

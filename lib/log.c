@@ -4,10 +4,11 @@
 #endif
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "log.h"
 
-static void vg__log_stderr(vg_log_level level, const char *msg, void *arg)
+void vg_log_stderr(vg_log_level level, const char *msg, void *arg)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
     (void)arg;
@@ -19,7 +20,7 @@ static void vg__log_stderr(vg_log_level level, const char *msg, void *arg)
 
 void vg__log_init_default(vg__log *log)
 {
-    log->fn = vg__log_stderr;
+    log->fn = vg_log_stderr;
     log->arg = NULL;
     log->max = VG_LOG_WARN;
 }
@@ -37,4 +38,11 @@ void vg__logf(const vg__log *log, vg_log_level level, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     log->fn(level, line, log->arg);
+}
+
+double vg__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }

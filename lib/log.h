@@ -2,6 +2,8 @@
 #ifndef VG_LOG_H
 #define VG_LOG_H
 
+#include <stdbool.h>
+
 #include "volga.h"
 
 /* Where an app's messages go; copied into the app, read-only once started. */
@@ -13,6 +15,16 @@ typedef struct {
 
 /* The default sink: VG_LOG_WARN and below to stderr. */
 void vg__log_init_default(vg__log *log);
+
+/* Whether a message at `level` would be emitted: lets callers skip work
+ * (a clock read, formatting) that only logging needs. */
+static inline bool vg__log_enabled(const vg__log *log, vg_log_level level)
+{
+    return log->fn != NULL && level <= log->max;
+}
+
+/* CLOCK_MONOTONIC in milliseconds. */
+double vg__now_ms(void);
 
 /* Formats and emits one message if its level passes. Any thread. */
 void vg__logf(const vg__log *log, vg_log_level level, const char *fmt, ...)

@@ -130,6 +130,7 @@ static enum MHD_Result vg__answer_now(vg_request *req, struct MHD_Connection *co
     if (hname != NULL)
         MHD_add_response_header(resp, hname, hvalue);
     req->state = VG__REQ_ANSWERED;
+    req->sent_status = status;
     ret = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -258,8 +259,28 @@ static void *vg__on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         return NULL;
     }
     req->conn = conn;
+    if (vg__log_enabled(&app->log, VG_LOG_INFO))
+        req->start_ms = vg__now_ms();
     atomic_fetch_add(&app->live, 1);
     return req;
+}
+
+/* One access-log line per request, at VG_LOG_INFO: method, target as sent,
+ * status (- if none was sent), duration, and why its token fired, if it
+ * did. */
+static void vg__log_access(vg_app *app, vg_request *req)
+{
+    vg_cancel_reason why = vg_token_reason(req->token);
+    char status[16] = "-";
+
+    if (req->sent_status != 0)
+        snprintf(status, sizeof status, "%u", req->sent_status);
+    vg__logf(&app->log, VG_LOG_INFO, "%s %s %s %.3f ms%s%s",
+             req->method ? req->method : "-",
+             req->raw_uri ? req->raw_uri : "-", status,
+             vg__now_ms() - req->start_ms,
+             why != VG_CANCEL_NONE ? " cancelled: " : "",
+             why != VG_CANCEL_NONE ? vg_cancel_reason_name(why) : "");
 }
 
 static void vg__on_completed(void *cls, struct MHD_Connection *conn,
@@ -283,6 +304,8 @@ static void vg__on_completed(void *cls, struct MHD_Connection *conn,
         if (vg__token_cancel_with(req->token, why))
             vg__app_count_cancel(app, why);
     }
+    if (req->start_ms > 0)
+        vg__log_access(app, req);
     atomic_fetch_add(&app->requests, 1);
     atomic_fetch_sub(&app->live, 1);
     vg__app_notify_drain(app);
@@ -309,7 +332,7 @@ static enum MHD_Result vg__copy_query(void *cls, enum MHD_ValueKind kind,
 /* Copies what the handler needs out of MHD's per-connection pool, which
  * may die while the worker still runs (fact 5). 0, or an HTTP status. */
 static unsigned vg__copy_request(vg_request *req, struct MHD_Connection *conn,
-                                 const char *url, const char *method)
+                                 const char *url)
 {
     size_t nhdr;
     int rc = vg__request_parse_target(req, url);
@@ -327,9 +350,6 @@ static unsigned vg__copy_request(vg_request *req, struct MHD_Connection *conn,
     nhdr = (size_t)MHD_get_connection_values(conn, MHD_HEADER_KIND, NULL, NULL);
     if ((size_t)MHD_get_connection_values(conn, MHD_HEADER_KIND,
                                           vg__copy_header, req) != nhdr)
-        return MHD_HTTP_INTERNAL_SERVER_ERROR;
-    req->method = vg__request_strndup(req, method, strlen(method));
-    if (req->method == NULL)
         return MHD_HTTP_INTERNAL_SERVER_ERROR;
     return 0;
 }
@@ -400,7 +420,7 @@ static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
     if (req->body_too_large)
         return vg__answer_now(req, conn, MHD_HTTP_CONTENT_TOO_LARGE,
                               "request body too large\n", NULL, NULL);
-    status = vg__copy_request(req, conn, url, method);
+    status = vg__copy_request(req, conn, url);
     if (status == MHD_HTTP_BAD_REQUEST)
         return vg__answer_now(req, conn, status, "bad request\n", NULL, NULL);
     if (status != 0)
@@ -435,6 +455,7 @@ static enum MHD_Result vg__answer_resumed(vg_request *req,
         return MHD_NO; /* the client is gone: close without an answer */
     req->response = NULL;
     req->state = VG__REQ_ANSWERED;
+    req->sent_status = req->status;
     ret = MHD_queue_response(conn, req->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -471,6 +492,9 @@ static enum MHD_Result vg__on_access(void *cls, struct MHD_Connection *conn,
     switch (req->state) {
     case VG__REQ_NEW:
         req->state = VG__REQ_READING;
+        req->method = vg__request_strndup(req, method, strlen(method));
+        if (req->method == NULL)
+            return MHD_NO;
         /* Answering on this first call makes MHD close the connection
          * (fact 11); right for a body we refuse to read, wrong otherwise. */
         if (vg__declared_too_large(app, conn))

@@ -60,6 +60,8 @@ struct vg_request {
     bool suspended;
     struct MHD_Response *response;
     unsigned status;            /* of `response` */
+    unsigned sent_status;       /* what was queued, for the access log; 0: none */
+    double start_ms;            /* for the access log; 0 when it is off */
 
     int watch_slot;             /* the watcher's table index, -1 if none */
 

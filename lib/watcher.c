@@ -72,7 +72,7 @@ struct vg__watcher {
     const vg__log *log;
 };
 
-static uint64_t vg__now_ms(void)
+static uint64_t vg__clock_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -113,7 +113,7 @@ static bool vg__dl_append(vg__watcher *w, int slot, unsigned timeout_ms)
     }
     l = &w->lists[li];
     was_empty = l->head < 0;
-    w->slots[slot].deadline = vg__now_ms() + timeout_ms;
+    w->slots[slot].deadline = vg__clock_ms() + timeout_ms;
     w->slots[slot].list = li;
     w->slots[slot].prev = l->tail;
     w->slots[slot].next = -1;
@@ -302,7 +302,7 @@ static int vg__next_timeout(vg__watcher *w)
     pthread_mutex_lock(&w->lock);
     li = vg__dl_earliest(w);
     if (li >= 0) {
-        now = vg__now_ms();
+        now = vg__clock_ms();
         due = w->slots[w->lists[li].head].deadline;
         ms = due <= now ? 0 : (int)(due - now);
     }
@@ -317,7 +317,7 @@ static void vg__fire_deadlines(vg__watcher *w)
 {
     vg_request *batch[VG__BATCH];
     size_t n, i;
-    uint64_t now = vg__now_ms();
+    uint64_t now = vg__clock_ms();
     int li;
 
     do {

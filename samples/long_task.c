@@ -56,6 +56,8 @@ int main(int argc, char **argv)
         perror("vg_app_new");
         return 1;
     }
+    /* Warnings and one access-log line per request, to stderr. */
+    vg_app_set_logger(app, vg_log_stderr, NULL, VG_LOG_INFO);
     if (vg_map_get(app, "/long-task", long_task, NULL) != 0) {
         vg_app_free(app);
         return 1;

@@ -129,6 +129,8 @@ int main(int argc, char **argv)
         perror("todo");
         goto out;
     }
+    /* Warnings and one access-log line per request, to stderr. */
+    vg_app_set_logger(app, vg_log_stderr, NULL, VG_LOG_INFO);
     if (vg_map_get(app, "/todos", list, &s) != 0 ||
         vg_map_post(app, "/todos", create, &s) != 0 ||
         vg_map_get(app, "/todos/{id}", get_one, &s) != 0 ||
