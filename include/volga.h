@@ -319,6 +319,35 @@ vg_result *vg_result_set_header(vg_result *res, const char *name,
 void vg_result_free(vg_result *res);
 
 /* ------------------------------------------------------------------------
+ * Answering later, holding no thread (long-poll, waiting on an event)
+ */
+
+/**
+ * Defers the answer: return what this returns from the handler. The worker
+ * is freed at once; the request, its strings and its token stay valid until
+ * vg_request_finish. Deadlines still apply (504), the watcher still notices
+ * the client leaving (the token is cancelled with VG_CANCEL_CLIENT_GONE) and
+ * shutdown cancels it with VG_CANCEL_SHUTDOWN after the grace period, so
+ * code that keeps deferred requests should watch their tokens (e.g. with
+ * vg_token_on_cancel) and finish them. Once another thread may finish the
+ * request, the handler must not touch `req` any more: call vg_defer as the
+ * handler's last act, `return vg_defer(req);`. Calling it twice is
+ * harmless. NULL (EINVAL) if req is NULL. Handler's thread.
+ */
+vg_result *vg_defer(vg_request *req);
+
+/**
+ * Answers a deferred request with `res` (taken in every case; NULL
+ * answers 500). Returns 0 if the answer goes to the client, -ECANCELED if
+ * the request was already ended (client gone, deadline, shutdown) and the
+ * result was dropped, -EINVAL if `req` was not deferred or was already
+ * finished. Any thread, exactly once per deferred request: the request may
+ * be freed as soon as it returns. vg_app_free waits until every deferred
+ * request has been finished.
+ */
+int vg_request_finish(vg_request *req, vg_result *res);
+
+/* ------------------------------------------------------------------------
  * Cancellation tokens
  *
  * A token starts uncancelled and is cancelled at most once, with a reason

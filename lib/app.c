@@ -638,12 +638,26 @@ int vg_app_run(vg_app *app)
 
 /* ---- Free ---- */
 
+/* Deferred requests hold the app until they are finished; shutdown has
+ * cancelled their tokens, so code that watches them finishes soon. */
+static void vg__wait_deferred(vg_app *app)
+{
+    while (atomic_load(&app->deferred) != 0) {
+        vg__wait_zero(app, &app->deferred, 5000);
+        if (atomic_load(&app->deferred) != 0)
+            vg__logf(&app->log, VG_LOG_WARN,
+                     "vg_app_free: waiting for %llu deferred requests to be "
+                     "finished", (unsigned long long)atomic_load(&app->deferred));
+    }
+}
+
 void vg_app_free(vg_app *app)
 {
     if (app == NULL)
         return;
     vg_app_stop(app);
     vg__join_supervisor(app);
+    vg__wait_deferred(app);
     /* Handlers may still run (a token ignored): the pool waits for them,
      * and they may still need the watcher until then. */
     vg__pool_free(app->pool);

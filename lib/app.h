@@ -62,6 +62,7 @@ struct vg_app {
     /* Counters (vg_app_stats). */
     atomic_ullong requests;
     atomic_ullong in_flight;
+    atomic_ullong deferred;       /* deferred requests not finished yet */
     atomic_ullong live;           /* request objects between URI log and completion */
     atomic_ullong cancelled_client_gone;
     atomic_ullong cancelled_timeout;
@@ -71,8 +72,9 @@ struct vg_app {
 /* Counts a cancellation the library made, by reason. Any thread. */
 void vg__app_count_cancel(vg_app *app, vg_cancel_reason reason);
 
-/* Called when a handler finished or a live request completed, so that a
- * shutdown waiting for them to drain can look again. Any thread. */
+/* Called when a handler finished, a deferred request was finished or a
+ * live request completed, so that a shutdown (or vg_app_free) waiting for
+ * them to drain can look again. Any thread. */
 void vg__app_notify_drain(vg_app *app);
 
 #endif

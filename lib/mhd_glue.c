@@ -182,6 +182,73 @@ void vg__glue_wait_resumes(vg_app *app)
 
 /* ---- Worker side ---- */
 
+/* Undoes a vg_defer whose handler then returned a real result. Returns
+ * whether there was one to undo. */
+static bool vg__undefer(vg_request *req)
+{
+    bool was;
+
+    pthread_mutex_lock(&req->lock);
+    was = req->deferred && !req->finished;
+    req->deferred = false;
+    pthread_mutex_unlock(&req->lock);
+    if (was)
+        atomic_fetch_sub(&req->app->deferred, 1);
+    return was;
+}
+
+vg_result *vg_defer(vg_request *req)
+{
+    bool first;
+
+    if (req == NULL || req->fn == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    pthread_mutex_lock(&req->lock);
+    first = !req->deferred;
+    req->deferred = true;
+    pthread_mutex_unlock(&req->lock);
+    if (first)
+        atomic_fetch_add(&req->app->deferred, 1);
+    return &vg__deferred;
+}
+
+int vg_request_finish(vg_request *req, vg_result *res)
+{
+    vg_app *app;
+    struct MHD_Response *resp;
+    unsigned status = 0;
+    bool ok;
+    int rc = -ECANCELED;
+
+    if (req == NULL) {
+        vg_result_free(res);
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&req->lock);
+    ok = req->deferred && !req->finished;
+    req->finished = true;
+    pthread_mutex_unlock(&req->lock);
+    if (!ok) {
+        vg_result_free(res);
+        return -EINVAL;
+    }
+    app = req->app;
+    /* If the watcher (client gone, deadline) or shutdown already answered,
+     * the win fails and the response is dropped. */
+    resp = vg__response_for(req, res, &status);
+    if (vg__resume_win(req, resp, status)) {
+        vg__resume_do(req);
+        rc = 0;
+    }
+    atomic_fetch_sub(&app->in_flight, 1);
+    atomic_fetch_sub(&app->deferred, 1);
+    vg__app_notify_drain(app);
+    vg__request_unref(req);
+    return rc;
+}
+
 static void vg__run_handler(vg__task *task)
 {
     vg_request *req = (vg_request *)task;
@@ -194,6 +261,15 @@ static void vg__run_handler(vg__task *task)
      * read an answer: skip the work entirely. */
     if (!vg_token_is_cancelled(req->token)) {
         res = req->fn(req, req->fn_arg);
+        /* Deferred: this worker's reference and the in-flight count now
+         * belong to vg_request_finish, which may already have run on
+         * another thread, so `req` must not be touched again here. */
+        if (res == &vg__deferred)
+            return;
+        if (vg__undefer(req))
+            vg__logf(&app->log, VG_LOG_ERROR,
+                     "%s %s: vg_defer was called but a result returned",
+                     req->method, req->path);
         resp = vg__response_for(req, res, &status);
     }
     /* With no response (skipped, or no memory at all) a win still resumes:

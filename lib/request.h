@@ -58,6 +58,7 @@ struct vg_request {
      * response first. Guarded by `lock`. */
     pthread_mutex_t lock;
     bool suspended;
+    bool deferred, finished;    /* vg_defer / vg_request_finish */
     struct MHD_Response *response;
     unsigned status;            /* of `response` */
     unsigned sent_status;       /* what was queued, for the access log; 0: none */

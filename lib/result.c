@@ -11,6 +11,8 @@
 
 #include "result.h"
 
+vg_result vg__deferred;
+
 static const char vg__ctype_text[] = "text/plain; charset=utf-8";
 static const char vg__ctype_json[] = "application/json";
 
@@ -218,7 +220,7 @@ void vg_result_free(vg_result *res)
 {
     size_t i;
 
-    if (res == NULL)
+    if (res == NULL || res == &vg__deferred)
         return;
     for (i = 0; i < res->nheaders; i++) {
         free(res->headers[i].name);

@@ -21,6 +21,9 @@ struct vg_result {
     size_t cap_headers;
 };
 
+/* What vg_defer returns: a marker, never a real answer. */
+extern vg_result vg__deferred;
+
 /* Takes the body out of `res` (the caller now owns and frees it), leaving
  * it empty. Lets the glue hand the buffer to libmicrohttpd without a copy. */
 char *vg__result_take_body(vg_result *res, size_t *len);
