@@ -56,6 +56,8 @@ typedef struct vg_request vg_request;
 typedef struct vg_result vg_result;
 /** A reference-counted cancellation token. */
 typedef struct vg_token vg_token;
+/** A response body written incrementally (chunked), from any thread. */
+typedef struct vg_stream vg_stream;
 
 /**
  * A route handler. Runs on a worker thread while the request's connection is
@@ -346,6 +348,64 @@ vg_result *vg_defer(vg_request *req);
  * request has been finished.
  */
 int vg_request_finish(vg_request *req, vg_result *res);
+
+/* ------------------------------------------------------------------------
+ * Streaming responses
+ *
+ * A handler starts a stream and returns its result; the body is then
+ * written from any thread, for as long as the client stays. While nothing
+ * is buffered the connection is parked (suspended, holding no thread) and
+ * still watched, so the moment the client goes away the request's token is
+ * cancelled and writes fail with -EPIPE. Memory is bounded: a write that
+ * would take the unsent bytes past the stream's limit is refused with
+ * -EAGAIN (back off and retry, e.g. on the next tick). Request deadlines
+ * stop at the handler's return: a stream lasts until vg_stream_end or the
+ * client leaves (or the app shuts down, cancelling with
+ * VG_CANCEL_SHUTDOWN).
+ */
+
+/**
+ * Returns a 200 result for the handler to return (add headers to it with
+ * vg_result_set_header) and in `*out` a stream handle owned by the caller,
+ * to be released with vg_stream_end exactly once, whatever happens. If the
+ * result is never returned (freed instead), writes fail with -EPIPE. NULL
+ * (errno EINVAL or ENOMEM, `*out` NULL) on failure. Handler's thread.
+ */
+vg_result *vg_stream_new(vg_request *req, const char *content_type,
+                         vg_stream **out);
+
+/** Queues `len` bytes. 0; -EAGAIN if they would take the unsent bytes past
+ *  the limit (nothing queued; a write into an empty buffer is always
+ *  taken); -EPIPE once the client is gone, the stream ended or the app
+ *  stops; -EINVAL; -ENOMEM. Any thread. */
+int vg_stream_write(vg_stream *s, const void *data, size_t len);
+/** vg_stream_write of a printf-formatted string. */
+int vg_stream_printf(vg_stream *s, const char *fmt, ...) VG_PRINTF(2, 3);
+/** Bytes written but not yet handed to the connection. Any thread. */
+size_t vg_stream_buffered(vg_stream *s);
+/** Sets the unsent-bytes limit (default 64 KiB). 0 or -EINVAL. */
+int vg_stream_set_limit(vg_stream *s, size_t bytes);
+/** The request's token, borrowed while the handle is held: cancelled with
+ *  VG_CANCEL_CLIENT_GONE when the client leaves. */
+vg_token *vg_stream_token(vg_stream *s);
+/** Ends the body once what is queued is sent, and releases the handle
+ *  (which must not be used again). Any thread; NULL is a no-op. */
+void vg_stream_end(vg_stream *s);
+
+/**
+ * Server-Sent Events: vg_stream_new with "text/event-stream" and
+ * "Cache-Control: no-cache". Same ownership as vg_stream_new.
+ */
+vg_result *vg_sse_new(vg_request *req, vg_stream **out);
+/** Queues one event: optional "event:" and "id:" fields (no line breaks:
+ *  -EINVAL), then one "data:" line per line of `data`, then a blank line.
+ *  All or nothing; return values as vg_stream_write. */
+int vg_sse_event(vg_stream *s, const char *event, const char *data,
+                 const char *id);
+/** Queues a comment line (": text"), e.g. as a keep-alive. */
+int vg_sse_comment(vg_stream *s, const char *text);
+/** Queues "retry: ms", the client's reconnection delay. */
+int vg_sse_retry(vg_stream *s, unsigned ms);
 
 /* ------------------------------------------------------------------------
  * Cancellation tokens

@@ -32,6 +32,7 @@
 
 #include "app.h"
 #include "mhd_glue.h"
+#include "token.h"
 #include "request.h"
 
 /* How long shutdown waits for 503s and last answers to be written before
@@ -337,21 +338,30 @@ int vg_map_timeout(vg_app *app, const char *method, const char *pattern,
 
 /* ---- Counters ---- */
 
-void vg__app_count_cancel(vg_app *app, vg_cancel_reason reason)
+static atomic_ullong *vg__cancel_counter(vg_app *app, vg_cancel_reason why)
 {
-    switch (reason) {
+    switch (why) {
     case VG_CANCEL_CLIENT_GONE:
-        atomic_fetch_add(&app->cancelled_client_gone, 1);
-        break;
+        return &app->cancelled_client_gone;
     case VG_CANCEL_TIMEOUT:
-        atomic_fetch_add(&app->cancelled_timeout, 1);
-        break;
+        return &app->cancelled_timeout;
     case VG_CANCEL_SHUTDOWN:
-        atomic_fetch_add(&app->cancelled_shutdown, 1);
-        break;
+        return &app->cancelled_shutdown;
     default:
-        break;
+        return NULL;
     }
+}
+
+void vg__app_cancel(vg_app *app, vg_token *tok, vg_cancel_reason reason)
+{
+    atomic_ullong *counter = vg__cancel_counter(app, reason);
+
+    if (vg_token_is_cancelled(tok))
+        return;
+    if (counter != NULL)
+        atomic_fetch_add(counter, 1);
+    if (!vg__token_cancel_with(tok, reason) && counter != NULL)
+        atomic_fetch_sub(counter, 1);
 }
 
 void vg_app_stats(const vg_app *app, vg_stats *out)

@@ -69,8 +69,11 @@ struct vg_app {
     atomic_ullong cancelled_shutdown;
 };
 
-/* Counts a cancellation the library made, by reason. Any thread. */
-void vg__app_count_cancel(vg_app *app, vg_cancel_reason reason);
+/* Cancels a request's token on the library's behalf and counts it by
+ * reason. The count is taken before the token can be seen cancelled (and
+ * given back if another cancel won), so a handler that wakes on the token
+ * always finds it in vg_app_stats. Any thread. */
+void vg__app_cancel(vg_app *app, vg_token *tok, vg_cancel_reason reason);
 
 /* Called when a handler finished, a deferred request was finished or a
  * live request completed, so that a shutdown (or vg_app_free) waiting for

@@ -36,6 +36,7 @@
 #include "mhd_glue.h"
 #include "request.h"
 #include "result.h"
+#include "stream.h"
 #include "token.h"
 
 /* ---- Responses ---- */
@@ -48,12 +49,50 @@ void vg__glue_response_drop(struct MHD_Response *resp)
 
 /* Turns a result into an MHD response, consuming the result. NULL if MHD
  * refused a header or memory ran out. */
+/* libmicrohttpd's content reader for a streamed body. */
+static ssize_t vg__stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    ssize_t n = vg__stream_read(cls, buf, max);
+
+    (void)pos;
+    if (n == VG__STREAM_END)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n == VG__STREAM_ERROR)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return n;
+}
+
+static void vg__stream_free_cb(void *cls)
+{
+    vg__stream_release(cls);
+}
+
+/* A chunked response that pulls from the result's stream, taking over the
+ * result's reference to it. */
+static struct MHD_Response *vg__stream_response(vg_result *res)
+{
+    struct MHD_Response *resp = MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, 16 * 1024, vg__stream_reader, res->stream,
+        vg__stream_free_cb);
+
+    if (resp != NULL)
+        res->stream = NULL;
+    return resp;
+}
+
 static struct MHD_Response *vg__response_from(vg_result *res)
 {
     struct MHD_Response *resp;
     size_t len, i;
-    char *body = vg__result_take_body(res, &len);
+    char *body;
 
+    if (res->stream != NULL) {
+        resp = vg__stream_response(res);
+        if (resp == NULL)
+            return NULL;
+        goto headers;
+    }
+    body = vg__result_take_body(res, &len);
     if (body != NULL)
         resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     else
@@ -63,6 +102,7 @@ static struct MHD_Response *vg__response_from(vg_result *res)
         free(body);
         return NULL;
     }
+headers:
     if (res->ctype != NULL &&
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                                 res->ctype) != MHD_YES)
@@ -180,6 +220,33 @@ void vg__glue_wait_resumes(vg_app *app)
         sched_yield();
 }
 
+/* ---- Streams ---- */
+
+int vg__glue_park(vg_request *req)
+{
+    vg_app *app = req->app;
+
+    MHD_suspend_connection(req->conn);
+    pthread_mutex_lock(&req->lock);
+    req->suspended = true;
+    pthread_mutex_unlock(&req->lock);
+    if (vg__watcher_add(app->watcher, req, 0) != 0) {
+        /* Shutdown closed the registry: the stream ends here, and nobody
+         * else can resume the connection. */
+        vg__app_cancel(app, req->token, VG_CANCEL_SHUTDOWN);
+        if (vg__resume_win(req, NULL, 0))
+            vg__resume_do(req);
+        return -ESHUTDOWN;
+    }
+    return 0;
+}
+
+void vg__glue_wake(vg_request *req)
+{
+    if (vg__resume_win(req, NULL, 0))
+        vg__resume_do(req);
+}
+
 /* ---- Worker side ---- */
 
 /* Undoes a vg_defer whose handler then returned a real result. Returns
@@ -287,8 +354,7 @@ void vg__glue_client_gone(vg_request *req)
 {
     if (!vg__resume_win(req, NULL, 0))
         return;
-    if (vg__token_cancel_with(req->token, VG_CANCEL_CLIENT_GONE))
-        vg__app_count_cancel(req->app, VG_CANCEL_CLIENT_GONE);
+    vg__app_cancel(req->app, req->token, VG_CANCEL_CLIENT_GONE);
     vg__resume_do(req);
 }
 
@@ -304,8 +370,7 @@ static void vg__end_with(vg_request *req, vg_cancel_reason why,
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (!vg__resume_win(req, resp, status))
         return;
-    if (vg__token_cancel_with(req->token, why))
-        vg__app_count_cancel(req->app, why);
+    vg__app_cancel(req->app, req->token, why);
     vg__resume_do(req);
 }
 
@@ -377,8 +442,7 @@ static void vg__on_completed(void *cls, struct MHD_Connection *conn,
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && req->fn != NULL) {
         why = toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN
                   ? VG_CANCEL_SHUTDOWN : VG_CANCEL_CLIENT_GONE;
-        if (vg__token_cancel_with(req->token, why))
-            vg__app_count_cancel(app, why);
+        vg__app_cancel(app, req->token, why);
     }
     if (req->start_ms > 0)
         vg__log_access(app, req);

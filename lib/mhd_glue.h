@@ -27,6 +27,16 @@ void vg__glue_deadline(vg_request *req);
  * period: cancel with VG_CANCEL_SHUTDOWN and answer 503. Supervisor. */
 void vg__glue_shutdown(vg_request *req);
 
+/* Parks a connection whose streamed response has nothing to send yet:
+ * suspends it and registers it with the watcher (no deadline). 0, or
+ * -ESHUTDOWN if the app is stopping (then it is resumed at once). Called
+ * from the content reader, on libmicrohttpd's thread. */
+int vg__glue_park(vg_request *req);
+
+/* Resumes a parked connection if this thread wins the right to. Any
+ * thread. */
+void vg__glue_wake(vg_request *req);
+
 /* Releases a response that was built but never queued. Any thread. */
 void vg__glue_response_drop(struct MHD_Response *resp);
 

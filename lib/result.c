@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "result.h"
+#include "stream.h"
 
 vg_result vg__deferred;
 
@@ -229,6 +230,8 @@ void vg_result_free(vg_result *res)
     free(res->headers);
     free(res->ctype_owned);
     free(res->body);
+    if (res->stream != NULL)
+        vg__stream_abandon(res->stream);
     free(res);
 }
 

@@ -19,6 +19,7 @@ struct vg_result {
     vg__header *headers;  /* owned array of owned strings */
     size_t nheaders;
     size_t cap_headers;
+    vg_stream *stream;    /* a streamed body (vg_stream_new), referenced */
 };
 
 /* What vg_defer returns: a marker, never a real answer. */
