@@ -476,8 +476,11 @@ static void *vg__supervisor_main(void *arg)
 /* Undoes a partial start; the app can then only be freed. */
 static void vg__start_failed(vg_app *app)
 {
-    if (app->daemon != NULL)
+    if (app->daemon != NULL) {
+        /* A daemon that was never quiesced closes the listening socket. */
         MHD_stop_daemon(app->daemon);
+        app->listen_fd = -1;
+    }
     app->daemon = NULL;
     if (app->listen_fd >= 0)
         close(app->listen_fd);
@@ -581,10 +584,11 @@ static void vg__app_shutdown(vg_app *app)
     MHD_socket fd;
 
     vg__logf(&app->log, VG_LOG_INFO, "stopping");
+    /* After a quiesce each MHD thread still drops the listening socket
+     * from its epoll set on its next turn, so it is closed only once the
+     * daemon is stopped; connections arriving meanwhile wait in the
+     * backlog and are reset then. */
     fd = MHD_quiesce_daemon(app->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
-    app->listen_fd = -1;
     atomic_store(&app->stopping, true);
     vg__wait_zero(app, &app->in_flight, app->shutdown_grace_ms);
 
@@ -599,6 +603,9 @@ static void vg__app_shutdown(vg_app *app)
 
     MHD_stop_daemon(app->daemon);
     app->daemon = NULL;
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    app->listen_fd = -1;
     atomic_store(&app->state, VG__APP_STOPPED);
     vg__logf(&app->log, VG_LOG_INFO, "stopped");
 }

@@ -464,9 +464,14 @@ static enum MHD_Result vg__copy_query(void *cls, enum MHD_ValueKind kind,
                                       const char *key, size_t key_size,
                                       const char *value, size_t value_size)
 {
+    vg_request *req = cls;
+    int rc = vg__request_add_query(req, key, key_size, value, value_size);
+
     (void)kind;
-    return vg__request_add_query(cls, key, key_size, value, value_size) == 0
-               ? MHD_YES : MHD_NO;
+    if (rc == 0)
+        return MHD_YES;
+    req->bad_query = rc;
+    return MHD_NO;
 }
 
 /* Copies what the handler needs out of MHD's per-connection pool, which
@@ -481,12 +486,14 @@ static unsigned vg__copy_request(vg_request *req, struct MHD_Connection *conn,
         return MHD_HTTP_BAD_REQUEST;
     if (rc != 0)
         return MHD_HTTP_INTERNAL_SERVER_ERROR;
-    /* A query value hiding a NUL stops the iteration early. */
-    if ((size_t)MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND,
-                                            vg__copy_query, req) !=
-        (size_t)MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND,
-                                            NULL, NULL))
+    /* A query argument hiding a NUL (fact 14) stops the iteration and is
+     * recorded: MHD's count alone cannot tell when the last one stopped it. */
+    MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, vg__copy_query,
+                                req);
+    if (req->bad_query == -EINVAL)
         return MHD_HTTP_BAD_REQUEST;
+    if (req->bad_query != 0)
+        return MHD_HTTP_INTERNAL_SERVER_ERROR;
     nhdr = (size_t)MHD_get_connection_values(conn, MHD_HEADER_KIND, NULL, NULL);
     if ((size_t)MHD_get_connection_values(conn, MHD_HEADER_KIND,
                                           vg__copy_header, req) != nhdr)

@@ -73,6 +73,7 @@ struct vg_request {
     char **segs;                /* decoded path segments */
     size_t nseg;
     vg__pairs headers, query, params;
+    int bad_query;              /* why copying the query failed, 0 if it did not */
     char *body;                 /* malloc'd, NUL-terminated; NULL when empty */
     size_t body_len, body_cap;
     unsigned long long body_seen; /* upload bytes received, kept or not */
