@@ -259,6 +259,19 @@ int vg_map(vg_app *app, const char *method, const char *pattern, vg_handler fn,
 int vg_map_timeout(vg_app *app, const char *method, const char *pattern,
                    unsigned ms);
 
+/**
+ * Runs the route already mapped for `method` and `pattern` inline (`on`
+ * true): its handler is called on libmicrohttpd's own thread, with no
+ * suspend and no hand-off to a worker, which is the fastest way to answer.
+ * Only for handlers that never block (no sleeping, no waiting on a token,
+ * no slow I/O): while one runs, the other connections of that thread wait.
+ * Its token still fires for a deadline (and the answer becomes 504) and for
+ * shutdown, but a client leaving is only noticed after it returns; vg_defer
+ * and streams are not available inline. Returns as vg_map_timeout.
+ */
+int vg_map_inline(vg_app *app, const char *method, const char *pattern,
+                  bool on);
+
 /* ------------------------------------------------------------------------
  * Requests
  *
@@ -334,7 +347,7 @@ void vg_result_free(vg_result *res);
  * vg_token_on_cancel) and finish them. Once another thread may finish the
  * request, the handler must not touch `req` any more: call vg_defer as the
  * handler's last act, `return vg_defer(req);`. Calling it twice is
- * harmless. NULL (EINVAL) if req is NULL. Handler's thread.
+ * harmless. NULL (EINVAL) if req is NULL or its route is inline. Handler's thread.
  */
 vg_result *vg_defer(vg_request *req);
 
@@ -369,7 +382,8 @@ int vg_request_finish(vg_request *req, vg_result *res);
  * vg_result_set_header) and in `*out` a stream handle owned by the caller,
  * to be released with vg_stream_end exactly once, whatever happens. If the
  * result is never returned (freed instead), writes fail with -EPIPE. NULL
- * (errno EINVAL or ENOMEM, `*out` NULL) on failure. Handler's thread.
+ * (errno EINVAL, e.g. on an inline route, or ENOMEM; `*out` NULL) on
+ * failure. Handler's thread.
  */
 vg_result *vg_stream_new(vg_request *req, const char *content_type,
                          vg_stream **out);

@@ -336,6 +336,21 @@ int vg_map_timeout(vg_app *app, const char *method, const char *pattern,
     return rc;
 }
 
+int vg_map_inline(vg_app *app, const char *method, const char *pattern,
+                  bool on)
+{
+    int rc = vg__configurable(app);
+
+    if (rc != 0)
+        return rc;
+    rc = vg__router_set_inline(app->router, method, pattern, on);
+    if (rc != 0)
+        vg__logf(&app->log, VG_LOG_ERROR, "cannot make %s %s inline: %s",
+                 method ? method : "(null)", pattern ? pattern : "(null)",
+                 rc == -ENOENT ? "no such route" : strerror(-rc));
+    return rc;
+}
+
 /* ---- Counters ---- */
 
 static atomic_ullong *vg__cancel_counter(vg_app *app, vg_cancel_reason why)

@@ -268,7 +268,9 @@ vg_result *vg_defer(vg_request *req)
 {
     bool first;
 
-    if (req == NULL || req->fn == NULL) {
+    /* An inline handler's connection is not suspended: nothing could
+     * finish it later. */
+    if (req == NULL || req->fn == NULL || req->inline_) {
         errno = EINVAL;
         return NULL;
     }
@@ -364,7 +366,15 @@ void vg__glue_client_gone(vg_request *req)
 static void vg__end_with(vg_request *req, vg_cancel_reason why,
                          unsigned status, const char *text, bool close)
 {
-    struct MHD_Response *resp = vg__error_response(text);
+    struct MHD_Response *resp;
+
+    /* An inline handler runs on MHD's thread right now: its token is all
+     * that can be told; it answers when it returns. */
+    if (req->inline_) {
+        vg__app_cancel(req->app, req->token, why);
+        return;
+    }
+    resp = vg__error_response(text);
 
     if (resp != NULL && close)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -556,6 +566,40 @@ static enum MHD_Result vg__suspend_and_queue(vg_app *app, vg_request *req,
     return MHD_YES;
 }
 
+/* Runs an inline route's handler right here on MHD's thread and queues its
+ * answer: no suspend, no hand-off. The request is registered (without its
+ * socket) so that deadlines and shutdown can still cancel its token; a
+ * deadline that passed while it ran turns the answer into a 504. */
+static enum MHD_Result vg__run_inline(vg_app *app, vg_request *req,
+                                      struct MHD_Connection *conn)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+    vg_result *res;
+    unsigned status;
+
+    req->inline_ = true;
+    if (vg__watcher_add(app->watcher, req, req->timeout_ms) != 0)
+        return vg__answer_now(req, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                              "shutting down\n", MHD_HTTP_HEADER_CONNECTION,
+                              "close");
+    atomic_fetch_add(&app->in_flight, 1);
+    res = req->fn(req, req->fn_arg);
+    vg__watcher_remove(app->watcher, req);
+    if (vg_token_reason(req->token) == VG_CANCEL_TIMEOUT) {
+        vg_result_free(res);
+        res = vg__result_error(MHD_HTTP_GATEWAY_TIMEOUT, "request timed out\n");
+    }
+    resp = vg__response_for(req, res, &status);
+    req->state = VG__REQ_ANSWERED;
+    req->sent_status = status;
+    ret = resp ? MHD_queue_response(conn, status, resp) : MHD_NO;
+    vg__glue_response_drop(resp);
+    atomic_fetch_sub(&app->in_flight, 1);
+    vg__app_notify_drain(app);
+    return ret;
+}
+
 static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
                                     struct MHD_Connection *conn,
                                     const char *url, const char *method)
@@ -588,6 +632,8 @@ static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
     req->fn_arg = m.arg;
     req->timeout_ms = m.timeout_ms >= 0 ? (unsigned)m.timeout_ms
                                         : app->request_timeout_ms;
+    if (m.inline_)
+        return vg__run_inline(app, req, conn);
     return vg__suspend_and_queue(app, req, conn);
 }
 

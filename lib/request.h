@@ -84,6 +84,7 @@ struct vg_request {
     vg_handler fn;
     void *fn_arg;
     unsigned timeout_ms;        /* this request's deadline, 0: none */
+    bool inline_;               /* its handler runs on MHD's thread */
 
     vg__chunk *chunks;          /* arena for the strings above */
 };

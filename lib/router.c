@@ -37,6 +37,7 @@ typedef struct {
     char *namebuf; /* the names, each NUL-terminated, back to back */
     const char *names[VG__MAX_PARAMS]; /* point into namebuf */
     long timeout_ms; /* the route's own deadline, or -1 for the app's */
+    bool inline_;    /* run on libmicrohttpd's thread (vg_map_inline) */
 } route_entry;
 
 typedef struct route_node route_node;
@@ -595,23 +596,46 @@ int vg__router_add(vg__router *r, const char *method, const char *pattern,
     return 0;
 }
 
-int vg__router_set_timeout(vg__router *r, const char *method,
-                           const char *pattern, long timeout_ms)
+/* The entry mapped for exactly `method` and `pattern`'s shape, or NULL. It
+ * is the caller's to change: the router is still being configured. */
+static route_entry *entry_locate(vg__router *r, const char *method,
+                                 const char *pattern, int *rc)
 {
     pattern_info info;
     add_plan plan;
     route_entry *e;
 
     if (r == NULL || !method_is_valid(method) ||
-        pattern_validate(pattern, &info) < 0)
-        return -EINVAL;
+        pattern_validate(pattern, &info) < 0) {
+        *rc = -EINVAL;
+        return NULL;
+    }
     plan_locate(&plan, r, pattern);
-    /* The entry is ours to change: the router is still being configured. */
     e = plan.leaf ? (route_entry *)entry_find(plan.leaf, method) : NULL;
-    if (e == NULL)
-        return -ENOENT;
-    e->timeout_ms = timeout_ms;
-    return 0;
+    *rc = e ? 0 : -ENOENT;
+    return e;
+}
+
+int vg__router_set_timeout(vg__router *r, const char *method,
+                           const char *pattern, long timeout_ms)
+{
+    int rc;
+    route_entry *e = entry_locate(r, method, pattern, &rc);
+
+    if (e != NULL)
+        e->timeout_ms = timeout_ms;
+    return rc;
+}
+
+int vg__router_set_inline(vg__router *r, const char *method,
+                          const char *pattern, bool on)
+{
+    int rc;
+    route_entry *e = entry_locate(r, method, pattern, &rc);
+
+    if (e != NULL)
+        e->inline_ = on;
+    return rc;
 }
 
 /* ------------------------------------------------------------------------
@@ -664,6 +688,7 @@ static bool node_accept(match_state *st, const route_node *n, size_t ncap)
     out->fn = e->fn;
     out->arg = e->arg;
     out->timeout_ms = e->timeout_ms;
+    out->inline_ = e->inline_;
     out->allow = n->allow;
     out->nparams = ncap;
     for (size_t i = 0; i < ncap; i++) {
@@ -714,6 +739,7 @@ vg__match_kind vg__router_match(const vg__router *r, const char *method,
     out->fn = NULL;
     out->arg = NULL;
     out->timeout_ms = -1;
+    out->inline_ = false;
     out->allow = NULL;
     out->nparams = 0;
     if (r == NULL || method == NULL || (segs == NULL && nseg > 0))

@@ -30,6 +30,7 @@ typedef struct {
     vg_handler fn;
     void *arg;
     long timeout_ms;     /* the route's deadline (0: none), -1: the app's */
+    bool inline_;        /* run the handler on libmicrohttpd's thread */
     const char *allow;   /* "GET, HEAD, POST": methods of the matched path (405); borrowed */
     size_t nparams;
     vg__param params[VG__MAX_PARAMS];
@@ -60,6 +61,10 @@ int vg__router_add(vg__router *r, const char *method, const char *pattern,
  */
 int vg__router_set_timeout(vg__router *r, const char *method,
                            const char *pattern, long timeout_ms);
+
+/* Marks that route as inline (or not). Same returns as above. */
+int vg__router_set_inline(vg__router *r, const char *method,
+                          const char *pattern, bool on);
 
 /*
  * Matches a request. `segs` are the path's percent-decoded segments (the

@@ -67,7 +67,7 @@ vg_result *vg_stream_new(vg_request *req, const char *content_type,
 
     if (out != NULL)
         *out = NULL;
-    if (req == NULL || out == NULL || req->fn == NULL) {
+    if (req == NULL || out == NULL || req->fn == NULL || req->inline_) {
         errno = EINVAL;
         return NULL;
     }
