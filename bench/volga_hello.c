@@ -1,0 +1,98 @@
+/* volga_hello.c - the libvolga side of the hello benchmark: the same two
+ * answers as raw_mhd.c (/hello and /json), but through libvolga's routing,
+ * worker pool and (unless --no-watch) disconnect watcher.
+ *
+ * Usage: volga_hello PORT [--no-watch] [--workers N]
+ * Binds 127.0.0.1:PORT only; stops on SIGINT/SIGTERM. Run by bench/run-hello.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <volga.h>
+
+static vg_result *hello(vg_request *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    return vg_text("Hello, World!");
+}
+
+static vg_result *json(vg_request *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    return vg_json(json_pack("{s:s, s:i}", "message", "Hello, World!",
+                             "answer", 42));
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: volga_hello PORT [--no-watch] [--workers N]\n");
+}
+
+/* Parses a decimal unsigned in [lo, hi]; returns 0 on success. */
+static int parse_uint(const char *s, unsigned long lo, unsigned long hi,
+                      unsigned long *out)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    unsigned long port, workers = 0;
+    bool watch = true;
+    char address[64];
+    vg_app *app;
+    int i, rc;
+
+    if (argc < 2 || parse_uint(argv[1], 0, 65535, &port) != 0) {
+        usage();
+        return 2;
+    }
+    for (i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--no-watch") == 0) {
+            watch = false;
+        } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc &&
+                   parse_uint(argv[i + 1], 1, 100000, &workers) == 0) {
+            i++;
+        } else {
+            usage();
+            return 2;
+        }
+    }
+    snprintf(address, sizeof address, "127.0.0.1:%lu", port);
+    app = vg_app_new(address);
+    if (app == NULL) {
+        perror("volga_hello: vg_app_new");
+        return 1;
+    }
+    if ((workers != 0 && vg_app_set_workers(app, (unsigned)workers) != 0) ||
+        vg_app_set_disconnect_watch(app, watch) != 0 ||
+        vg_map_get(app, "/hello", hello, NULL) != 0 ||
+        vg_map_get(app, "/json", json, NULL) != 0) {
+        fprintf(stderr, "volga_hello: cannot configure the app\n");
+        vg_app_free(app);
+        return 1;
+    }
+    rc = vg_app_start(app);
+    if (rc != 0) {
+        fprintf(stderr, "volga_hello: cannot start on %s: %s\n", address,
+                strerror(-rc));
+        vg_app_free(app);
+        return 1;
+    }
+    printf("volga_hello: listening on port %u\n", (unsigned)vg_app_port(app));
+    fflush(stdout);
+    rc = vg_app_run(app);
+    vg_app_free(app);
+    return rc == 0 ? 0 : 1;
+}
