@@ -178,6 +178,8 @@ static int vg__stream_append(vg_stream *s, const char *const *parts,
     rc = vg__stream_reserve(s, total);
     if (rc == 0) {
         for (i = 0; i < nparts; i++) {
+            if (lens[i] == 0)
+                continue; /* parts[i] may be NULL then */
             memcpy(s->buf + s->len, parts[i], lens[i]);
             s->len += lens[i];
         }
