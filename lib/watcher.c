@@ -168,9 +168,33 @@ static int vg__table_grow(vg__watcher *w)
     return 0;
 }
 
-int vg__watcher_add(vg__watcher *w, vg_request *req, unsigned timeout_ms)
+/* Puts the client socket in the epoll set under `key`. Outside the table
+ * lock: a syscall under a lock that every request takes would make the
+ * MHD threads and workers queue behind it. */
+static void vg__watch_fd(vg__watcher *w, int fd, uint64_t key)
 {
     struct epoll_event ev;
+
+    /* HUP and ERR are always reported; RDHUP adds the client's FIN, which
+     * is how a closed tab or an interrupted curl shows up. One event is all
+     * we need: its handler ends the suspension. */
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLRDHUP | EPOLLONESHOT;
+    ev.data.u64 = key;
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+        return;
+    /* A registration can outlive its request when a resume raced ahead of
+     * the ADD (a deadline, shutdown): the fd is still there under a stale
+     * key that lookups ignore. Take it over. */
+    if (errno == EEXIST && epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
+        return;
+    vg__logf(w->log, VG_LOG_WARN, "cannot watch fd %d for disconnects: %s",
+             fd, strerror(errno));
+}
+
+int vg__watcher_add(vg__watcher *w, vg_request *req, unsigned timeout_ms)
+{
+    uint64_t key = 0;
     int slot, rc = 0;
     bool wake = false;
 
@@ -186,23 +210,13 @@ int vg__watcher_add(vg__watcher *w, vg_request *req, unsigned timeout_ms)
     w->slots[slot].req = req;
     w->used++;
     req->watch_slot = slot;
-    if (w->watch_fds && req->fd >= 0) {
-        /* HUP and ERR are always reported; RDHUP adds the client's FIN,
-         * which is how a closed tab or an interrupted curl shows up.
-         * One event is all we need: the handler of the first one ends
-         * the suspension. */
-        memset(&ev, 0, sizeof ev);
-        ev.events = EPOLLRDHUP | EPOLLONESHOT;
-        ev.data.u64 = vg__key(slot, w->slots[slot].gen);
-        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, req->fd, &ev) != 0)
-            vg__logf(w->log, VG_LOG_WARN,
-                     "cannot watch fd %d for disconnects: %s", req->fd,
-                     strerror(errno));
-    }
+    key = vg__key(slot, w->slots[slot].gen);
     if (timeout_ms > 0 && w->timers)
         wake = vg__dl_append(w, slot, timeout_ms);
 out:
     pthread_mutex_unlock(&w->lock);
+    if (rc == 0 && w->watch_fds && req->fd >= 0)
+        vg__watch_fd(w, req->fd, key);
     if (wake) {
         uint64_t one = 1;
         if (write(w->wake_fd, &one, sizeof one) < 0)
@@ -227,17 +241,22 @@ void vg__watcher_remove(vg__watcher *w, vg_request *req)
 {
     int slot;
 
+    bool was = false;
+
     pthread_mutex_lock(&w->lock);
     slot = req->watch_slot;
     if (slot >= 0 && w->slots[slot].req == req) {
-        /* The fd is still the client's: the connection is suspended, so
-         * libmicrohttpd cannot have closed it (DESIGN.md fact 7). */
-        if (w->watch_fds && req->fd >= 0)
-            epoll_ctl(w->epfd, EPOLL_CTL_DEL, req->fd, NULL);
         vg__slot_release(w, slot);
+        was = true;
     }
     req->watch_slot = -1;
     pthread_mutex_unlock(&w->lock);
+    /* The fd is still the client's: the connection is suspended until our
+     * caller resumes it, so libmicrohttpd cannot have closed it (DESIGN.md
+     * fact 7). An event already in the watcher's batch finds the slot's
+     * generation changed and is ignored. */
+    if (was && w->watch_fds && req->fd >= 0)
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, req->fd, NULL);
 }
 
 size_t vg__watcher_close(vg__watcher *w, vg_request ***out)
