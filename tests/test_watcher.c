@@ -20,7 +20,6 @@ typedef struct {
     atomic_int woke_cancelled;       /* vg_token_wait returned true */
     atomic_int reason;
     atomic_int calls;
-    double finished_ms;
     int wait_ms;
 } waiter;
 
@@ -50,7 +49,6 @@ static vg_result *wait_handler(vg_request *req, void *arg)
     cancelled = vg_token_wait(tok, w->wait_ms);
     atomic_store(&w->woke_cancelled, cancelled);
     atomic_store(&w->reason, (int)vg_token_reason(tok));
-    w->finished_ms = tu_now_ms();
     tu_latch_add(&w->finished, 1);
     return vg_text("late");
 }
