@@ -38,7 +38,7 @@ ensure_packages() {
 build() {
     if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then
         log "autoreconf"
-        autoreconf -fi
+        mkdir -p m4 && autoreconf -fi
     fi
     mkdir -p build
     if [ ! -f build/Makefile ] || [ configure -nt build/Makefile ]; then
