@@ -13,6 +13,14 @@
  * through the table is all the timer needs: O(1) to add and to remove, and
  * the next expiry is the earliest of a handful of list heads.
  *
+ * Fast requests should not pay for being watched (the seed: tasks faster
+ * than a blink "won't be affected"). So a socket is put in the epoll set
+ * only once its request has stayed suspended for VG__ARM_DELAY_US: most
+ * requests are answered and unregistered before that and cost no epoll_ctl
+ * at all. Arming is one more FIFO list; a client that left before its
+ * socket was armed is reported at once by the ADD itself (epoll checks the
+ * socket's state when it is added).
+ *
  * Requests are named in the epoll set by table slot and generation rather
  * than by pointer: an event may still be in a batch after another thread
  * removed the request and it was freed, and a stale slot/generation is
@@ -38,6 +46,7 @@
 #define VG__WAKE_KEY (UINT64_MAX - 1)
 #define VG__BATCH 64
 #define VG__UNLINKED (-2)
+#define VG__ARM_DELAY_US 1000
 
 typedef struct {
     vg_request *req;     /* NULL when free */
@@ -46,6 +55,9 @@ typedef struct {
     int prev, next;      /* deadline list; VG__UNLINKED when not on it */
     int list;            /* index in `lists` while linked */
     uint64_t deadline;   /* CLOCK_MONOTONIC, ms */
+    int aprev, anext;    /* arming list; VG__UNLINKED when not on it */
+    uint64_t arm_at;     /* CLOCK_MONOTONIC, us */
+    bool armed;          /* its socket is in the epoll set */
 } vg__slot;
 
 /* The requests registered with one timeout value, oldest first. */
@@ -65,6 +77,7 @@ struct vg__watcher {
     int nlists;
 
     bool watch_fds;
+    int arm_head, arm_tail;   /* sockets waiting to be armed, oldest first */
     int epfd, stop_fd, wake_fd;
     pthread_t thread;
     bool thread_started;
@@ -72,11 +85,51 @@ struct vg__watcher {
     const vg__log *log;
 };
 
-static uint64_t vg__clock_ms(void)
+static uint64_t vg__clock_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t vg__clock_ms(void)
+{
+    return vg__clock_us() / 1000u;
+}
+
+/* Appends `slot` to the arming list; the caller holds the lock. Returns
+ * true if the list was empty (the watcher must be woken to arm a timer). */
+static bool vg__arm_append(vg__watcher *w, int slot)
+{
+    bool was_empty = w->arm_head < 0;
+    vg__slot *s = &w->slots[slot];
+
+    s->arm_at = vg__clock_us() + VG__ARM_DELAY_US;
+    s->aprev = w->arm_tail;
+    s->anext = -1;
+    if (was_empty)
+        w->arm_head = slot;
+    else
+        w->slots[w->arm_tail].anext = slot;
+    w->arm_tail = slot;
+    return was_empty;
+}
+
+static void vg__arm_unlink(vg__watcher *w, int slot)
+{
+    vg__slot *s = &w->slots[slot];
+
+    if (s->aprev == VG__UNLINKED)
+        return;
+    if (s->aprev >= 0)
+        w->slots[s->aprev].anext = s->anext;
+    else
+        w->arm_head = s->anext;
+    if (s->anext >= 0)
+        w->slots[s->anext].aprev = s->aprev;
+    else
+        w->arm_tail = s->aprev;
+    s->aprev = s->anext = VG__UNLINKED;
 }
 
 /* The list for `timeout_ms`, created on first use; -1 on ENOMEM. */
@@ -161,6 +214,8 @@ static int vg__table_grow(vg__watcher *w)
         grown[i].gen = 0;
         grown[i].next_free = i + 1 < cap ? i + 1 : -1;
         grown[i].prev = grown[i].next = VG__UNLINKED;
+        grown[i].aprev = grown[i].anext = VG__UNLINKED;
+        grown[i].armed = false;
     }
     w->free_head = w->cap;
     w->slots = grown;
@@ -168,9 +223,7 @@ static int vg__table_grow(vg__watcher *w)
     return 0;
 }
 
-/* Puts the client socket in the epoll set under `key`. Outside the table
- * lock: a syscall under a lock that every request takes would make the
- * MHD threads and workers queue behind it. */
+/* Puts the client socket in the epoll set under `key`. */
 static void vg__watch_fd(vg__watcher *w, int fd, uint64_t key)
 {
     struct epoll_event ev;
@@ -194,7 +247,6 @@ static void vg__watch_fd(vg__watcher *w, int fd, uint64_t key)
 
 int vg__watcher_add(vg__watcher *w, vg_request *req, unsigned timeout_ms)
 {
-    uint64_t key = 0;
     int slot, rc = 0;
     bool wake = false;
 
@@ -208,15 +260,15 @@ int vg__watcher_add(vg__watcher *w, vg_request *req, unsigned timeout_ms)
     slot = w->free_head;
     w->free_head = w->slots[slot].next_free;
     w->slots[slot].req = req;
+    w->slots[slot].armed = false;
     w->used++;
     req->watch_slot = slot;
-    key = vg__key(slot, w->slots[slot].gen);
+    if (w->watch_fds && req->fd >= 0)
+        wake = vg__arm_append(w, slot);
     if (timeout_ms > 0 && w->timers)
-        wake = vg__dl_append(w, slot, timeout_ms);
+        wake = vg__dl_append(w, slot, timeout_ms) || wake;
 out:
     pthread_mutex_unlock(&w->lock);
-    if (rc == 0 && w->watch_fds && req->fd >= 0)
-        vg__watch_fd(w, req->fd, key);
     if (wake) {
         uint64_t one = 1;
         if (write(w->wake_fd, &one, sizeof one) < 0)
@@ -230,6 +282,7 @@ out:
 static void vg__slot_release(vg__watcher *w, int slot)
 {
     vg__dl_unlink(w, slot);
+    vg__arm_unlink(w, slot);
     w->slots[slot].req = NULL;
     w->slots[slot].gen++;
     w->slots[slot].next_free = w->free_head;
@@ -241,13 +294,13 @@ void vg__watcher_remove(vg__watcher *w, vg_request *req)
 {
     int slot;
 
-    bool was = false;
+    bool was = false; /* armed: its socket is in the epoll set */
 
     pthread_mutex_lock(&w->lock);
     slot = req->watch_slot;
     if (slot >= 0 && w->slots[slot].req == req) {
+        was = w->slots[slot].armed;
         vg__slot_release(w, slot);
-        was = true;
     }
     req->watch_slot = -1;
     pthread_mutex_unlock(&w->lock);
@@ -255,7 +308,7 @@ void vg__watcher_remove(vg__watcher *w, vg_request *req)
      * caller resumes it, so libmicrohttpd cannot have closed it (DESIGN.md
      * fact 7). An event already in the watcher's batch finds the slot's
      * generation changed and is ignored. */
-    if (was && w->watch_fds && req->fd >= 0)
+    if (was)
         epoll_ctl(w->epfd, EPOLL_CTL_DEL, req->fd, NULL);
 }
 
@@ -312,11 +365,12 @@ static int vg__dl_earliest(const vg__watcher *w)
     return best;
 }
 
-/* Milliseconds until the earliest deadline (0 if passed), -1 if none. */
+/* Milliseconds until the earliest deadline or arming (0 if passed), -1 if
+ * there is none. */
 static int vg__next_timeout(vg__watcher *w)
 {
     uint64_t now, due;
-    int ms = -1, li;
+    int ms = -1, li, arm_ms;
 
     pthread_mutex_lock(&w->lock);
     li = vg__dl_earliest(w);
@@ -325,8 +379,33 @@ static int vg__next_timeout(vg__watcher *w)
         due = w->slots[w->lists[li].head].deadline;
         ms = due <= now ? 0 : (int)(due - now);
     }
+    if (w->arm_head >= 0) {
+        now = vg__clock_us();
+        due = w->slots[w->arm_head].arm_at;
+        arm_ms = due <= now ? 0 : (int)((due - now + 999) / 1000);
+        if (ms < 0 || arm_ms < ms)
+            ms = arm_ms;
+    }
     pthread_mutex_unlock(&w->lock);
     return ms;
+}
+
+/* Arms the sockets of requests suspended for VG__ARM_DELAY_US. Under the
+ * lock, so that a request cannot be removed (and its connection resumed)
+ * between the decision and the ADD: these are the slow requests, few. */
+static void vg__arm_due(vg__watcher *w)
+{
+    uint64_t now = vg__clock_us();
+
+    pthread_mutex_lock(&w->lock);
+    while (w->arm_head >= 0 && w->slots[w->arm_head].arm_at <= now) {
+        int slot = w->arm_head;
+        vg__slot *s = &w->slots[slot];
+        vg__arm_unlink(w, slot);
+        s->armed = true;
+        vg__watch_fd(w, s->req->fd, vg__key(slot, s->gen));
+    }
+    pthread_mutex_unlock(&w->lock);
 }
 
 /* Takes every request whose deadline passed off its list (they stay
@@ -388,6 +467,8 @@ static void *vg__watcher_main(void *arg)
             w->gone(req);
             vg__request_unref(req);
         }
+        if (w->watch_fds)
+            vg__arm_due(w);
         if (w->timers)
             vg__fire_deadlines(w);
     }
@@ -419,6 +500,7 @@ vg__watcher *vg__watcher_new(bool watch_fds, bool timers, vg__gone_fn gone,
     }
     pthread_mutex_init(&w->lock, NULL);
     w->free_head = -1;
+    w->arm_head = w->arm_tail = -1;
     w->epfd = w->stop_fd = w->wake_fd = -1;
     w->watch_fds = watch_fds;
     w->timers = timers;
