@@ -2,7 +2,10 @@
  * answers as raw_mhd.c (/hello and /json), but through libvolga's routing,
  * worker pool and (unless --no-watch) disconnect watcher.
  *
- * Usage: volga_hello PORT [--no-watch] [--workers N]
+ * Usage: volga_hello PORT [--no-watch] [--workers N] [--max-connections N]
+ *                         [--inline]
+ * --max-connections 1024 or less makes libmicrohttpd use poll() (see
+ * vg_app_set_max_connections); --inline maps both routes inline.
  * Binds 127.0.0.1:PORT only; stops on SIGINT/SIGTERM. Run by bench/run-hello.
  */
 #include <errno.h>
@@ -28,7 +31,8 @@ static vg_result *json(vg_request *req, void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: volga_hello PORT [--no-watch] [--workers N]\n");
+    fprintf(stderr, "usage: volga_hello PORT [--no-watch] [--workers N] "
+                    "[--max-connections N] [--inline]\n");
 }
 
 /* Parses a decimal unsigned in [lo, hi]; returns 0 on success. */
@@ -48,8 +52,8 @@ static int parse_uint(const char *s, unsigned long lo, unsigned long hi,
 
 int main(int argc, char **argv)
 {
-    unsigned long port, workers = 0;
-    bool watch = true;
+    unsigned long port, workers = 0, maxconn = 0;
+    bool watch = true, inl = false;
     char address[64];
     vg_app *app;
     int i, rc;
@@ -64,6 +68,11 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc &&
                    parse_uint(argv[i + 1], 1, 100000, &workers) == 0) {
             i++;
+        } else if (strcmp(argv[i], "--max-connections") == 0 && i + 1 < argc &&
+                   parse_uint(argv[i + 1], 1, 1000000, &maxconn) == 0) {
+            i++;
+        } else if (strcmp(argv[i], "--inline") == 0) {
+            inl = true;
         } else {
             usage();
             return 2;
@@ -78,7 +87,11 @@ int main(int argc, char **argv)
     if ((workers != 0 && vg_app_set_workers(app, (unsigned)workers) != 0) ||
         vg_app_set_disconnect_watch(app, watch) != 0 ||
         vg_map_get(app, "/hello", hello, NULL) != 0 ||
-        vg_map_get(app, "/json", json, NULL) != 0) {
+        vg_map_get(app, "/json", json, NULL) != 0 ||
+        (maxconn != 0 &&
+         vg_app_set_max_connections(app, (unsigned)maxconn) != 0) ||
+        (inl && (vg_map_inline(app, "GET", "/hello", true) != 0 ||
+                 vg_map_inline(app, "GET", "/json", true) != 0))) {
         fprintf(stderr, "volga_hello: cannot configure the app\n");
         vg_app_free(app);
         return 1;

@@ -599,11 +599,16 @@ static void vg__app_shutdown(vg_app *app)
     MHD_socket fd;
 
     vg__logf(&app->log, VG_LOG_INFO, "stopping");
-    /* After a quiesce each MHD thread still drops the listening socket
-     * from its epoll set on its next turn, so it is closed only once the
-     * daemon is stopped; connections arriving meanwhile wait in the
-     * backlog and are reset then. */
-    fd = MHD_quiesce_daemon(app->daemon);
+    /* Quiescing hands the listening socket back so that no new connection
+     * is accepted; it is closed only once the daemon is stopped, and
+     * connections arriving meanwhile wait in the backlog and are reset
+     * then. libmicrohttpd 0.9.75 cannot quiesce an epoll thread pool
+     * safely (its threads and MHD_quiesce_daemon race to remove the socket
+     * from their epoll sets and the loser aborts the process), so in epoll
+     * mode the socket stays open until the daemon stops and new
+     * connections are answered 503 with "Connection: close". */
+    fd = vg__glue_can_quiesce(app) ? MHD_quiesce_daemon(app->daemon)
+                                   : MHD_INVALID_SOCKET;
     atomic_store(&app->stopping, true);
     vg__wait_zero(app, &app->in_flight, app->shutdown_grace_ms);
 
@@ -616,7 +621,7 @@ static void vg__app_shutdown(vg_app *app)
     vg__glue_wait_resumes(app);
     vg__wait_zero(app, &app->live, VG__DRAIN_MS);
 
-    MHD_stop_daemon(app->daemon);
+    MHD_stop_daemon(app->daemon); /* closes the socket unless quiesced */
     app->daemon = NULL;
     if (fd != MHD_INVALID_SOCKET)
         close(fd);

@@ -4,6 +4,8 @@
 #ifndef VG_MHD_GLUE_H
 #define VG_MHD_GLUE_H
 
+#include <stdbool.h>
+
 #include "volga.h"
 
 struct MHD_Daemon;
@@ -12,6 +14,9 @@ struct MHD_Response;
 /* Starts the daemon on app->listen_fd with the app's settings. NULL on
  * failure (logged). */
 struct MHD_Daemon *vg__glue_start(vg_app *app);
+
+/* Whether MHD_quiesce_daemon is safe for this app's daemon (poll mode). */
+bool vg__glue_can_quiesce(const vg_app *app);
 
 /* The watcher's report: the client of a suspended request went away.
  * Cancels its token (VG_CANCEL_CLIENT_GONE) and resumes it, unless the

@@ -47,6 +47,7 @@
 #define VG__BATCH 64
 #define VG__UNLINKED (-2)
 #define VG__ARM_DELAY_US 1000
+#define VG__TICK_IDLE_US 100000
 
 typedef struct {
     vg_request *req;     /* NULL when free */
@@ -78,6 +79,8 @@ struct vg__watcher {
 
     bool watch_fds;
     int arm_head, arm_tail;   /* sockets waiting to be armed, oldest first */
+    bool ticking;             /* the thread wakes every ms by itself */
+    uint64_t last_add;        /* CLOCK_MONOTONIC us of the latest add */
     int epfd, stop_fd, wake_fd;
     pthread_t thread;
     bool thread_started;
@@ -104,7 +107,8 @@ static bool vg__arm_append(vg__watcher *w, int slot)
     bool was_empty = w->arm_head < 0;
     vg__slot *s = &w->slots[slot];
 
-    s->arm_at = vg__clock_us() + VG__ARM_DELAY_US;
+    w->last_add = vg__clock_us();
+    s->arm_at = w->last_add + VG__ARM_DELAY_US;
     s->aprev = w->arm_tail;
     s->anext = -1;
     if (was_empty)
@@ -263,8 +267,10 @@ int vg__watcher_add(vg__watcher *w, vg_request *req, unsigned timeout_ms)
     w->slots[slot].armed = false;
     w->used++;
     req->watch_slot = slot;
+    /* A ticking watcher will see the new entry within a millisecond: only
+     * a sleeping one needs the (syscall-priced) wake-up. */
     if (w->watch_fds && req->fd >= 0)
-        wake = vg__arm_append(w, slot);
+        wake = vg__arm_append(w, slot) && !w->ticking;
     if (timeout_ms > 0 && w->timers)
         wake = vg__dl_append(w, slot, timeout_ms) || wake;
 out:
@@ -379,13 +385,19 @@ static int vg__next_timeout(vg__watcher *w)
         due = w->slots[w->lists[li].head].deadline;
         ms = due <= now ? 0 : (int)(due - now);
     }
+    now = vg__clock_us();
     if (w->arm_head >= 0) {
-        now = vg__clock_us();
         due = w->slots[w->arm_head].arm_at;
         arm_ms = due <= now ? 0 : (int)((due - now + 999) / 1000);
-        if (ms < 0 || arm_ms < ms)
-            ms = arm_ms;
+    } else {
+        /* Nothing to arm: while requests keep coming, tick every
+         * millisecond anyway so that adders need not wake us; after
+         * VG__TICK_IDLE_US without one, sleep until woken. */
+        arm_ms = now - w->last_add < VG__TICK_IDLE_US ? 1 : -1;
     }
+    w->ticking = arm_ms >= 0;
+    if (arm_ms >= 0 && (ms < 0 || arm_ms < ms))
+        ms = arm_ms;
     pthread_mutex_unlock(&w->lock);
     return ms;
 }
