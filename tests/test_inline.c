@@ -169,13 +169,5 @@ static Suite *inline_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(inline_suite());
-    int failed;
-
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    curl_global_cleanup();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_main(inline_suite());
 }

@@ -296,3 +296,16 @@ double tu_now_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
+
+int tu_main(Suite *suite)
+{
+    SRunner *sr = srunner_create(suite);
+    int failed;
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    curl_global_cleanup();
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -64,6 +64,10 @@ void tu_latch_add(tu_latch *l, int n);
 /* Waits until count >= target or `ms` pass; returns whether it got there. */
 bool tu_latch_wait(tu_latch *l, int target, int ms);
 
+/* Runs `suite` with libcurl initialised; returns the process exit code. */
+struct Suite;
+int tu_main(struct Suite *suite);
+
 /* Milliseconds from a monotonic clock. */
 double tu_now_ms(void);
 
