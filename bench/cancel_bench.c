@@ -12,6 +12,11 @@
  * (vg_app_stats in_flight back to 0), so iterations never overlap.
  *
  * Usage: cancel_bench [--n N] [--no-watch] [--wait-ms MS] [--warmup W]
+ *                     [--abort-after-ms A]
+ *   --abort-after-ms A  let the handler run A ms before the client leaves
+ *                (default 0: at once). The watcher arms a socket after its
+ *                request has been suspended 1 ms, so A >= 2 measures the
+ *                steady state of a long request, A = 0 the worst case.
  *   --n N        iterations per close mode (default 300; 3 with --no-watch)
  *   --no-watch   vg_app_set_disconnect_watch(app, false): the handler is
  *                then never told while it waits, so every iteration times
@@ -36,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <volga.h>
+
+static int abort_after_ms; /* --abort-after-ms */
 
 /* What the handler of the current iteration reports to the client. */
 static struct {
@@ -193,6 +200,12 @@ static int one(vg_app *app, long id, bool rst, mode_result *mr, bool record)
         close(fd);
         return -1;
     }
+    if (abort_after_ms > 0) {
+        /* The scenario itself: a client that leaves a running request. */
+        struct timespec d = {abort_after_ms / 1000,
+                             (long)(abort_after_ms % 1000) * 1000000L};
+        nanosleep(&d, NULL);
+    }
     if (rst) {
         struct linger lg = { 1, 0 };
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -241,7 +254,7 @@ static double pct(const double *v, int n, double p)
 static void usage(void)
 {
     fprintf(stderr, "usage: cancel_bench [--n N] [--no-watch] [--wait-ms MS]"
-                    " [--warmup W]\n");
+                    " [--warmup W] [--abort-after-ms A]\n");
 }
 
 static bool arg_int(int argc, char **argv, int *i, const char *name, int lo,
@@ -282,7 +295,8 @@ int main(int argc, char **argv)
             watch = false;
         else if (!arg_int(argc, argv, &i, "--n", 1, &n) &&
                  !arg_int(argc, argv, &i, "--wait-ms", 1, &g.wait_ms) &&
-                 !arg_int(argc, argv, &i, "--warmup", 0, &warmup)) {
+                 !arg_int(argc, argv, &i, "--warmup", 0, &warmup) &&
+                 !arg_int(argc, argv, &i, "--abort-after-ms", 0, &abort_after_ms)) {
             usage();
             return 2;
         }
