@@ -323,9 +323,10 @@ vg_result *vg_textf(const char *fmt, ...) VG_PRINTF(1, 2);
 /** 200, "application/json", `value` serialized compactly. Steals the
  *  reference to `value`, even on failure (NULL value: EINVAL). */
 vg_result *vg_json(json_t *value);
-/** That status (100-999) with an empty body. */
+/** That status (200-999: a final answer; 1xx codes are refused with
+ *  EINVAL) with an empty body. */
 vg_result *vg_status(unsigned code);
-/** Sets the status (100-999). Returns `res`; for another code it frees
+/** Sets the status (200-999). Returns `res`; for another code it frees
  *  `res` and returns NULL (errno EINVAL), which answers 500, so a mistake
  *  shows. NULL res returns NULL. */
 vg_result *vg_result_set_status(vg_result *res, unsigned code);

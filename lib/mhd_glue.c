@@ -440,12 +440,22 @@ static void vg__on_completed(void *cls, struct MHD_Connection *conn,
 {
     vg_app *app = cls;
     vg_request *req = *con_cls;
+    struct MHD_Response *unsent;
     vg_cancel_reason why;
 
     (void)conn;
     if (req == NULL)
         return;
     *con_cls = NULL;
+    /* A winner's response that MHD never asked for (it closed the
+     * connection instead of calling the handler again) must go now: a
+     * stream's response references the request, which would otherwise
+     * never be freed. */
+    pthread_mutex_lock(&req->lock);
+    unsent = req->response;
+    req->response = NULL;
+    pthread_mutex_unlock(&req->lock);
+    vg__glue_response_drop(unsent);
     /* After a FIN or RST MHD reports WITH_ERROR, READ_ERROR, CLIENT_ABORT
      * and more (fact 2): any end but a clean one means nobody is listening
      * any more. Only routed requests count: others never had a handler. */
@@ -714,7 +724,9 @@ static enum MHD_Result vg__on_access(void *cls, struct MHD_Connection *conn,
         return vg__answer_resumed(req, conn);
     case VG__REQ_ANSWERED:
     default:
-        return MHD_YES;
+        /* Called again after a final answer: nothing sane to add. Closing
+         * beats letting MHD spin on an answer that never comes. */
+        return MHD_NO;
     }
 }
 

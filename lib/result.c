@@ -97,9 +97,11 @@ vg_result *vg_json(json_t *value)
     return vg__result_with_body(200, vg__ctype_json, body, strlen(body));
 }
 
+/* A handler answers with a final response: 1xx codes are interim ones
+ * that libmicrohttpd would follow by asking for another answer. */
 static bool vg__status_valid(unsigned code)
 {
-    return code >= 100 && code <= 999;
+    return code >= 200 && code <= 999;
 }
 
 vg_result *vg_status(unsigned code)

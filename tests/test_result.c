@@ -83,6 +83,8 @@ START_TEST(status_has_no_body_or_type)
     ck_assert_uint_eq(r->body_len, 0);
     vg_result_free(r);
     ck_assert_ptr_null(vg_status(99));
+    ck_assert_ptr_null(vg_status(102)); /* interim codes are not answers */
+    ck_assert_ptr_null(vg_status(199));
     ck_assert_ptr_null(vg_status(1000));
 }
 END_TEST
