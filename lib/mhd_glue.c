@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -664,6 +665,55 @@ static enum MHD_Result vg__answer_resumed(vg_request *req,
     return ret;
 }
 
+/* What the head says about the body's length, gathered in one pass. */
+typedef struct {
+    unsigned cl_count, te_count;
+    const char *cl, *te;
+    bool cl_differ, bad_name;
+} vg__framing;
+
+static enum MHD_Result vg__scan_framing(void *cls, enum MHD_ValueKind kind,
+                                        const char *key, const char *value)
+{
+    vg__framing *f = cls;
+
+    (void)kind;
+    if (strpbrk(key, " \t") != NULL)
+        f->bad_name = true;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (f->cl != NULL && strcmp(f->cl, value ? value : "") != 0)
+            f->cl_differ = true;
+        f->cl = value ? value : "";
+        f->cl_count++;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->te = value ? value : "";
+        f->te_count++;
+    }
+    return MHD_YES;
+}
+
+/* Refuses a head whose body length two parsers could read differently,
+ * the stuff of request smuggling behind a proxy (RFC 9112, 6.1-6.3):
+ * conflicting or malformed Content-Length, Transfer-Encoding together with
+ * Content-Length, a coding other than plain "chunked", whitespace before a
+ * colon. Answered on the first call, so MHD closes the connection and
+ * nothing of the body is read as a next request. */
+static bool vg__framing_ok(struct MHD_Connection *conn)
+{
+    vg__framing f;
+
+    memset(&f, 0, sizeof f);
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, vg__scan_framing, &f);
+    if (f.bad_name || f.cl_differ)
+        return false;
+    if (f.cl != NULL && (f.cl[0] == '\0' || strspn(f.cl, "0123456789") != strlen(f.cl)))
+        return false;
+    if (f.te_count > 0 && (f.cl_count > 0 || f.te_count > 1 ||
+                           strcasecmp(f.te, "chunked") != 0))
+        return false;
+    return true;
+}
+
 /* True if the declared body is over the limit, so 413 can go out before a
  * single byte of it is read. */
 static bool vg__declared_too_large(vg_app *app, struct MHD_Connection *conn)
@@ -700,6 +750,10 @@ static enum MHD_Result vg__on_access(void *cls, struct MHD_Connection *conn,
             return MHD_NO;
         /* Answering on this first call makes MHD close the connection
          * (fact 11); right for a body we refuse to read, wrong otherwise. */
+        if (!vg__framing_ok(conn))
+            return vg__answer_now(req, conn, MHD_HTTP_BAD_REQUEST,
+                                  "bad request framing\n",
+                                  MHD_HTTP_HEADER_CONNECTION, "close");
         if (vg__declared_too_large(app, conn))
             return vg__answer_now(req, conn, MHD_HTTP_CONTENT_TOO_LARGE,
                                   "request body too large\n",
