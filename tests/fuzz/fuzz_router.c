@@ -520,18 +520,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* A method nothing was mapped for has no route to configure. */
     for (size_t i = 0; i < nroutes; i++) {
-        bool mapped = false;
+        const ref_route *none = NULL; /* the FUZZ-NONE route of that shape */
         if (!routes[i].added)
             continue;
         for (size_t j = 0; j < nroutes; j++)
             if (routes[j].added && same_shape(&routes[j], &routes[i]) &&
                 strcmp(routes[j].method, "FUZZ-NONE") == 0)
-                mapped = true;
+                none = &routes[j];
         CHECK(vg__router_set_timeout(r, "FUZZ-NONE", routes[i].pattern, 5) ==
-              (mapped ? 0 : -ENOENT));
-        if (mapped)
+              (none ? 0 : -ENOENT));
+        /* Put back what the model expects of that route. */
+        if (none != NULL)
             CHECK(vg__router_set_timeout(r, "FUZZ-NONE", routes[i].pattern,
-                                         routes[i].timeout) == 0);
+                                         none->timeout) == 0);
         break;
     }
 
