@@ -2,22 +2,27 @@
  * back.
  *
  *   URI log callback ....... vg__on_uri: create the vg_request (per request)
- *   access handler, 1st .... vg__on_access: note headers; 413 early on a
- *                            Content-Length over the limit
+ *   access handler, 1st .... vg__on_access: 400 on ambiguous framing, 413
+ *                            early on a Content-Length over the limit
  *   upload calls ........... append to the body
  *   final call ............. vg__dispatch: parse, route (404/405 inline),
- *                            copy everything out of MHD, suspend, register
- *                            with the watcher, queue on the worker pool
+ *                            copy everything out of MHD; an inline route
+ *                            runs here (vg__run_inline); otherwise suspend,
+ *                            register with the watcher, queue on the pool
  *   worker ................. vg__run_handler: call the handler, build the
- *                            response, win the resume and resume
- *   (resumed) access ....... vg__answer_resumed: queue the response
+ *                            response, win the resume and resume (or leave
+ *                            it to vg_request_finish after vg_defer)
+ *   (resumed) access ....... vg__answer_resumed: queue the response; a
+ *                            streamed one then pulls from lib/stream.c,
+ *                            parking the connection while it is empty
  *   request completed ...... vg__on_completed: cancel the token unless the
  *                            request completed OK; drop MHD's reference
  *
- * Resume arbitration (DESIGN.md fact 4): the worker, the watcher (client
- * gone) and shutdown may each want to resume a suspended request. Whoever
- * clears req->suspended under req->lock wins, stores the response, takes the
- * request out of the watcher and resumes; the others do nothing.
+ * Resume arbitration (DESIGN.md fact 4): the worker (or a deferred
+ * request's finisher, or a stream writer), the watcher (client gone,
+ * deadline) and shutdown may each want to resume a suspended request.
+ * Whoever clears req->suspended under req->lock wins, stores the response,
+ * takes the request out of the watcher and resumes; the others do nothing.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
