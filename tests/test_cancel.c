@@ -128,28 +128,6 @@ static bool wait_settled(vg_app *app, unsigned long long requests, int ms,
     return wait_stats(app, ST_REQUESTS, requests, true, true, ms, out);
 }
 
-/* A loopback connection for helper threads: -1 instead of an assertion. */
-static int try_connect(unsigned short port)
-{
-    struct sockaddr_in sa;
-    struct timeval tv = {10, 0};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    if (fd < 0)
-        return -1;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 static void send_str(int fd, const char *s)
 {
     ck_assert_msg(tu_send_all(fd, s, strlen(s)), "send failed: %s",
@@ -893,7 +871,7 @@ static void *stress_client_main(void *arg)
 
         if (id >= ss->n)
             break;
-        fd = try_connect(ss->port);
+        fd = tu_try_connect(ss->port);
         if (fd < 0) {
             atomic_fetch_add(&ss->sock_errors, 1);
             continue;

@@ -188,29 +188,6 @@ static bool verbose(void)
     return getenv("HOSTILE_VERBOSE") != NULL;
 }
 
-/* Like tu_connect, but usable from threads that may not ck_assert: -1 on
- * failure. */
-static int raw_connect(unsigned short port)
-{
-    struct sockaddr_in sa;
-    struct timeval tv = {10, 0};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    if (fd < 0)
-        return -1;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* What the server did with one hostile request. */
 typedef struct {
     int status;       /* of the first response; 0: none */
@@ -709,7 +686,7 @@ static void *churn(void *p)
     int i;
 
     for (i = 0; i < a->count; i++) {
-        int fd = raw_connect(a->port);
+        int fd = tu_try_connect(a->port);
         if (fd < 0) {
             a->failures++;
             continue;

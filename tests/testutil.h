@@ -39,8 +39,12 @@ void tu_response_free(tu_response *r);
 /* Value of header `name` in r->headers (case-insensitive), malloc'd, or NULL. */
 char *tu_header(const tu_response *r, const char *name);
 
-/* A blocking TCP socket connected to 127.0.0.1:port, with 10 s I/O timeouts. */
+/* A blocking TCP socket connected to 127.0.0.1:port, with 10 s I/O timeouts;
+ * fails the test if it cannot connect. */
 int tu_connect(unsigned short port);
+/* The same, returning -1 instead of failing: for helper threads and for
+ * tests where refusal is a possible outcome. */
+int tu_try_connect(unsigned short port);
 /* Writes all of `s`. */
 bool tu_send_all(int fd, const char *s, size_t len);
 /* Reads until the peer closes, `len - 1` bytes are read, or the 10 s
