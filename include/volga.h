@@ -1,4 +1,5 @@
-/*
+/**
+ * @file volga.h
  * volga.h - the whole public contract of libvolga.
  *
  * libvolga is a small routing and results layer on top of GNU libmicrohttpd
@@ -34,18 +35,23 @@
 extern "C" {
 #endif
 
+/** Version of this header (the package version); libtool's ABI version is
+ *  separate. */
 #define VG_VERSION_MAJOR 0
-#define VG_VERSION_MINOR 1
-#define VG_VERSION_PATCH 0
+#define VG_VERSION_MINOR 1 /**< see VG_VERSION_MAJOR */
+#define VG_VERSION_PATCH 0 /**< see VG_VERSION_MAJOR */
 
+/** @cond INTERNAL */
 #if defined(__GNUC__)
 #define VG_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
 #define VG_PRINTF(fmt, args)
 #endif
+/** @endcond */
 
-/* ------------------------------------------------------------------------
- * Types
+/* ------------------------------------------------------------------------ */
+/** @name Types
+ * @{
  */
 
 /** A server: its routes, settings, worker pool and libmicrohttpd daemon. */
@@ -80,10 +86,14 @@ typedef enum {
 /** Returns a static, human-readable name for `reason` ("client_gone"...). */
 const char *vg_cancel_reason_name(vg_cancel_reason reason);
 
-/* ------------------------------------------------------------------------
- * Logging
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Logging
+ * @{
  */
 
+/** How much a log message matters; a logger gets its level and those above. */
 typedef enum {
     VG_LOG_ERROR = 0, /**< something failed: a bind, a bad route, no memory */
     VG_LOG_WARN,      /**< something the operator should know about */
@@ -114,8 +124,11 @@ void vg_log_stderr(vg_log_level level, const char *msg, void *arg);
 int vg_app_set_logger(vg_app *app, vg_log_fn fn, void *arg,
                       vg_log_level max_level);
 
-/* ------------------------------------------------------------------------
- * App
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name App
+ * @{
  */
 
 /**
@@ -123,8 +136,9 @@ int vg_app_set_logger(vg_app *app, vg_log_fn fn, void *arg,
  * "127.0.0.1:0" (0: any free port), "[::1]:8080", "0.0.0.0:80". It binds
  * exactly that host, never silently every interface; a name that resolves
  * to both IPv4 and IPv6 binds its first IPv4 address. Nothing is bound until
- * vg_app_start. Returns NULL with errno EINVAL for a malformed address or
- * ENOMEM. Free with vg_app_free. Any thread.
+ * vg_app_start. `address` may be NULL for an app that will serve a socket
+ * given with vg_app_set_listen_fd. Returns NULL with errno EINVAL for a
+ * malformed address or ENOMEM. Free with vg_app_free. Any thread.
  */
 vg_app *vg_app_new(const char *address);
 
@@ -169,10 +183,36 @@ int vg_app_set_queue_limit(vg_app *app, unsigned n);
  *  going away (default true). Turning it off is for measuring its cost:
  *  without it a vanished client is noticed only when the handler returns. */
 int vg_app_set_disconnect_watch(vg_app *app, bool on);
+/** Sets SO_REUSEPORT on the socket the app binds (default off), so that
+ *  several processes, each with its own app on the same address, share the
+ *  port and the kernel spreads new connections among them. Every process
+ *  must turn it on; a running one that did not makes the others fail with
+ *  -EADDRINUSE. */
+int vg_app_set_reuse_port(vg_app *app, bool on);
+/**
+ * Serves an already bound and listening TCP socket instead of binding the
+ * app's address: one inherited from a supervisor, such as systemd's socket
+ * activation (see vg_systemd_listen_fd), or one set up by the program. On
+ * success the app owns `fd`: it makes it non-blocking and close-on-exec and
+ * closes it when it stops or is freed, even if never started. Returns 0,
+ * -EBADF, -ENOTSOCK, -EINVAL (not a listening stream socket, or a socket was
+ * already given), or -EBUSY once started. Thread: the configuring thread.
+ */
+int vg_app_set_listen_fd(vg_app *app, int fd);
+/**
+ * The listening socket systemd passed to this process (socket activation:
+ * LISTEN_PID is this process and LISTEN_FDS >= 1), that is descriptor 3,
+ * or -ENOENT when there is none. Only the first socket is considered; the
+ * environment is left as it is. Pair it with vg_app_set_listen_fd. Any
+ * thread.
+ */
+int vg_systemd_listen_fd(void);
 
 /**
- * Binds the address and starts serving on background threads. Returns 0, or
- * -EADDRINUSE, -EACCES, -EADDRNOTAVAIL (from bind), -EALREADY if already
+ * Binds the address (or takes the socket given with vg_app_set_listen_fd)
+ * and starts serving on background threads. Returns 0, or -EADDRINUSE,
+ * -EACCES, -EADDRNOTAVAIL (from bind), -EDESTADDRREQ (no address and no
+ * socket), -EALREADY if already
  * started, -EINVAL if the app was stopped (an app runs once) or another
  * negative errno-style code. On failure nothing stays running and the error
  * is logged. Thread: the configuring thread.
@@ -222,8 +262,10 @@ typedef struct {
 /** Copies the app's counters into `out`. Any thread, any time. */
 void vg_app_stats(const vg_app *app, vg_stats *out);
 
-/* ------------------------------------------------------------------------
- * Routes
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Routes
  *
  * A pattern is a path of '/'-separated segments: literals, `{name}`
  * parameters that match one non-empty segment, and a final `{*name}` that
@@ -243,11 +285,17 @@ void vg_app_stats(const vg_app *app, vg_stats *out);
  * Each returns 0, or -EINVAL for a NULL argument or an invalid pattern or
  * method, -EEXIST for a route already mapped for that method and pattern
  * shape, -EBUSY once started, -ENOMEM. Errors are also logged.
+ * @{
  */
+/** Routes GET (and so HEAD) requests for `pattern` to `fn(req, arg)`. */
 int vg_map_get(vg_app *app, const char *pattern, vg_handler fn, void *arg);
+/** Routes POST requests for `pattern` to `fn(req, arg)`. */
 int vg_map_post(vg_app *app, const char *pattern, vg_handler fn, void *arg);
+/** Routes PUT requests for `pattern` to `fn(req, arg)`. */
 int vg_map_put(vg_app *app, const char *pattern, vg_handler fn, void *arg);
+/** Routes PATCH requests for `pattern` to `fn(req, arg)`. */
 int vg_map_patch(vg_app *app, const char *pattern, vg_handler fn, void *arg);
+/** Routes DELETE requests for `pattern` to `fn(req, arg)`. */
 int vg_map_delete(vg_app *app, const char *pattern, vg_handler fn, void *arg);
 /** Any method token ("OPTIONS", "REPORT"...), case-sensitive as in HTTP. */
 int vg_map(vg_app *app, const char *method, const char *pattern, vg_handler fn,
@@ -277,12 +325,15 @@ int vg_map_timeout(vg_app *app, const char *method, const char *pattern,
 int vg_map_inline(vg_app *app, const char *method, const char *pattern,
                   bool on);
 
-/* ------------------------------------------------------------------------
- * Requests
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Requests
  *
  * Everything here reads a request borrowed by a handler; strings stay valid
  * until the handler returns. Any thread may read a request while its
  * handler runs.
+ * @{
  */
 
 /** "GET", "POST"... as sent (HEAD requests report "HEAD"). */
@@ -306,14 +357,17 @@ json_t *vg_request_json(vg_request *req);
  *  vg_token_ref to keep it past the handler). See the token section. */
 vg_token *vg_request_token(vg_request *req);
 
-/* ------------------------------------------------------------------------
- * Results
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Results
  *
  * A handler returns a new result and the library owns it from then on. A
  * result returned after the client has gone is discarded. Constructors
  * return NULL with errno ENOMEM (or EINVAL) on failure; returning that NULL
  * from a handler gives the client a 500. Results may be built on any
  * thread; one result is not to be used by two threads at once.
+ * @{
  */
 
 /** 200, "text/plain; charset=utf-8", a copy of `text` (NULL: empty). */
@@ -339,8 +393,11 @@ vg_result *vg_result_set_header(vg_result *res, const char *name,
 /** Frees a result that was never returned to the library. NULL is ok. */
 void vg_result_free(vg_result *res);
 
-/* ------------------------------------------------------------------------
- * Answering later, holding no thread (long-poll, waiting on an event)
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Answering later, holding no thread (long-poll, waiting on an event)
+ * @{
  */
 
 /**
@@ -368,8 +425,10 @@ vg_result *vg_defer(vg_request *req);
  */
 int vg_request_finish(vg_request *req, vg_result *res);
 
-/* ------------------------------------------------------------------------
- * Streaming responses
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Streaming responses
  *
  * A handler starts a stream and returns its result; the body is then
  * written from any thread, for as long as the client stays. While nothing
@@ -381,6 +440,7 @@ int vg_request_finish(vg_request *req, vg_result *res);
  * stop at the handler's return: a stream lasts until vg_stream_end or the
  * client leaves (or the app shuts down, cancelling with
  * VG_CANCEL_SHUTDOWN).
+ * @{
  */
 
 /**
@@ -427,14 +487,17 @@ int vg_sse_comment(vg_stream *s, const char *text);
 /** Queues "retry: ms", the client's reconnection delay. */
 int vg_sse_retry(vg_stream *s, unsigned ms);
 
-/* ------------------------------------------------------------------------
- * Cancellation tokens
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Cancellation tokens
  *
  * A token starts uncancelled and is cancelled at most once, with a reason
  * that never changes afterwards. Every function here may be called from any
  * thread. A request's token is cancelled by the library: with
  * VG_CANCEL_CLIENT_GONE on the watcher thread or a libmicrohttpd thread,
  * VG_CANCEL_TIMEOUT and VG_CANCEL_SHUTDOWN on the watcher thread.
+ * @{
  */
 
 /** True once cancelled. Lock-free: cheap enough for a tight loop. */
@@ -492,6 +555,8 @@ bool vg_token_off(vg_token *tok, unsigned long id);
 vg_token *vg_token_ref(vg_token *tok);
 /** Drops a reference; the last one frees the token. NULL is a no-op. */
 void vg_token_unref(vg_token *tok);
+
+/** @} */
 
 #ifdef __cplusplus
 }

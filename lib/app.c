@@ -16,6 +16,7 @@
 #include "config.h"
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdint.h>
@@ -58,7 +59,9 @@ static int vg__parse_address(vg_app *app, const char *address)
     const char *colon, *host = address;
     size_t hlen;
 
-    if (address == NULL || *address == '\0')
+    if (address == NULL)
+        return 0; /* a listening socket will be given (vg_app_set_listen_fd) */
+    if (*address == '\0')
         return -EINVAL;
     if (*address == '[') {
         const char *close = strchr(address, ']');
@@ -272,6 +275,90 @@ int vg_app_set_disconnect_watch(vg_app *app, bool on)
     return 0;
 }
 
+int vg_app_set_reuse_port(vg_app *app, bool on)
+{
+    int rc = vg__configurable(app);
+
+    if (rc != 0)
+        return rc;
+    app->reuse_port = on;
+    return 0;
+}
+
+/* Port of a bound socket, 0 if it has none we understand (AF_UNIX...). */
+static unsigned short vg__socket_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return 0;
+}
+
+/* Accepts only what libmicrohttpd can serve: a listening TCP socket. */
+static int vg__check_listening(int fd)
+{
+    int type = 0, listening = 0;
+    socklen_t len = sizeof type;
+
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
+        return errno == EBADF ? -EBADF : -ENOTSOCK;
+    len = sizeof listening;
+    if (type != SOCK_STREAM ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 ||
+        !listening)
+        return -EINVAL;
+    return 0;
+}
+
+int vg_app_set_listen_fd(vg_app *app, int fd)
+{
+    int rc = vg__configurable(app), flags;
+
+    if (rc != 0)
+        return rc;
+    if (fd < 0 || app->listen_fd >= 0)
+        return -EINVAL;
+    rc = vg__check_listening(fd);
+    if (rc != 0)
+        return rc;
+    /* libmicrohttpd's threads share the socket and must never block in
+     * accept() after another thread took the connection. */
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
+        fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
+        return -errno;
+    app->listen_fd = fd;
+    app->listen_adopted = true;
+    app->bound_port = vg__socket_port(fd);
+    return 0;
+}
+
+/* systemd's socket activation protocol (sd_listen_fds(3)): passed sockets
+ * start at descriptor 3 and LISTEN_PID names the process they are for. */
+int vg_systemd_listen_fd(void)
+{
+    const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+    char *end;
+    unsigned long v;
+
+    if (pid == NULL || fds == NULL)
+        return -ENOENT;
+    errno = 0;
+    v = strtoul(pid, &end, 10);
+    if (errno != 0 || *end != '\0' || end == pid || v != (unsigned long)getpid())
+        return -ENOENT;
+    v = strtoul(fds, &end, 10);
+    if (errno != 0 || *end != '\0' || end == fds || v < 1)
+        return -ENOENT;
+    return vg__check_listening(3) == 0 ? 3 : -ENOENT;
+}
+
 /* ---- Routes ---- */
 
 int vg_map(vg_app *app, const char *method, const char *pattern, vg_handler fn,
@@ -411,10 +498,15 @@ void vg__app_notify_drain(vg_app *app)
 static int vg__listen(vg_app *app)
 {
     struct addrinfo hints, *res = NULL, *ai;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
     int fd = -1, err = EADDRNOTAVAIL, one = 1, pass, rc;
 
+    if (app->listen_fd >= 0)
+        return 0; /* adopted by vg_app_set_listen_fd */
+    if (app->host[0] == '\0') {
+        vg__logf(&app->log, VG_LOG_ERROR,
+                 "no address and no listening socket to serve on");
+        return -EDESTADDRREQ;
+    }
     memset(&hints, 0, sizeof hints);
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
@@ -435,6 +527,13 @@ static int vg__listen(vg_app *app)
                 continue;
             }
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            if (app->reuse_port &&
+                setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+                err = errno;
+                close(fd);
+                fd = -1;
+                continue;
+            }
             if (ai->ai_family == AF_INET6)
                 setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
             if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
@@ -451,10 +550,7 @@ static int vg__listen(vg_app *app)
                  app->host, app->port, strerror(err));
         return -err;
     }
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-        app->bound_port = ntohs(ss.ss_family == AF_INET6
-                                    ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                    : ((struct sockaddr_in *)&ss)->sin_port);
+    app->bound_port = vg__socket_port(fd);
     app->listen_fd = fd;
     return 0;
 }
@@ -546,8 +642,12 @@ int vg_app_start(vg_app *app)
     }
     app->supervisor_started = true;
     atomic_compare_exchange_strong(&app->state, &expected, VG__APP_RUNNING);
-    vg__logf(&app->log, VG_LOG_INFO, "listening on %s:%u", app->host,
-             (unsigned)app->bound_port);
+    if (app->listen_adopted)
+        vg__logf(&app->log, VG_LOG_INFO, "serving the given socket (fd %d, port %u)",
+                 app->listen_fd, (unsigned)app->bound_port);
+    else
+        vg__logf(&app->log, VG_LOG_INFO, "listening on %s:%u", app->host,
+                 (unsigned)app->bound_port);
     return 0;
 }
 

@@ -38,6 +38,7 @@ struct vg_app {
     size_t header_limit;
     size_t body_limit;
     bool watch;
+    bool reuse_port;              /* SO_REUSEPORT on the socket we bind */
     vg__log log;
     vg__router *router;
 
@@ -45,6 +46,7 @@ struct vg_app {
     atomic_int state;             /* vg__app_state */
     struct MHD_Daemon *daemon;
     int listen_fd;
+    bool listen_adopted;          /* given by vg_app_set_listen_fd */
     unsigned short bound_port;
     vg__pool *pool;
     vg__watcher *watcher;

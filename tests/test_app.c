@@ -18,8 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Generous upper bound for anything a test waits on. */
@@ -168,10 +170,6 @@ START_TEST(test_new_rejects_addresses)
     vg_app *app;
     size_t i;
 
-    errno = 0;
-    app = vg_app_new(NULL);
-    ck_assert_ptr_null(app);
-    ck_assert_int_eq(errno, EINVAL);
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         errno = 0;
         app = vg_app_new(bad[i]);
@@ -898,6 +896,199 @@ END_TEST
 
 /* ---- Suite ---- */
 
+/* ---- Given sockets, SO_REUSEPORT, socket activation ---- */
+
+/* A listening TCP socket on 127.0.0.1:0; its port in *port. */
+static int listening_socket(unsigned short *port)
+{
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    ck_assert_int_ge(fd, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(fd, 16), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static bool fd_is_open(int fd)
+{
+    return fcntl(fd, F_GETFD) != -1;
+}
+
+START_TEST(test_listen_fd_serves)
+{
+    unsigned short port;
+    int fd = listening_socket(&port), other;
+    vg_app *app = vg_app_new(NULL);
+
+    ck_assert_ptr_nonnull(app);
+    ck_assert_int_eq(vg_app_set_logger(app, NULL, NULL, VG_LOG_ERROR), 0);
+    ck_assert_int_eq(vg_map_get(app, "/hello", hello, NULL), 0);
+    ck_assert_int_eq(vg_app_set_listen_fd(app, fd), 0);
+    /* One socket per app. */
+    other = listening_socket(&(unsigned short){0});
+    ck_assert_int_eq(vg_app_set_listen_fd(app, other), -EINVAL);
+    close(other);
+    /* The app made it non-blocking: libmicrohttpd's threads share it. */
+    ck_assert(fcntl(fd, F_GETFL) & O_NONBLOCK);
+    ck_assert_int_eq(vg_app_start(app), 0);
+    ck_assert_uint_eq(vg_app_port(app), port);
+    ck_assert_int_eq(vg_app_set_listen_fd(app, fd), -EBUSY);
+    assert_hello(port);
+    assert_hello(port);
+    vg_app_free(app);
+    /* Owned by the app, so closed by it. */
+    ck_assert(!fd_is_open(fd));
+}
+END_TEST
+
+START_TEST(test_listen_fd_rejects)
+{
+    vg_app *app = vg_app_new(NULL);
+    unsigned short port;
+    int p[2], udp, unbound, closed, fd;
+
+    ck_assert_ptr_nonnull(app);
+    ck_assert_int_eq(vg_app_set_logger(app, NULL, NULL, VG_LOG_ERROR), 0);
+    ck_assert_int_eq(vg_app_set_listen_fd(NULL, 3), -EINVAL);
+    ck_assert_int_eq(vg_app_set_listen_fd(app, -1), -EINVAL);
+    ck_assert_int_eq(pipe(p), 0);
+    ck_assert_int_eq(vg_app_set_listen_fd(app, p[0]), -ENOTSOCK);
+    udp = socket(AF_INET, SOCK_DGRAM, 0);
+    ck_assert_int_eq(vg_app_set_listen_fd(app, udp), -EINVAL);
+    unbound = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_eq(vg_app_set_listen_fd(app, unbound), -EINVAL);
+    closed = socket(AF_INET, SOCK_STREAM, 0);
+    close(closed);
+    ck_assert_int_eq(vg_app_set_listen_fd(app, closed), -EBADF);
+    /* A refused descriptor stays the caller's. */
+    ck_assert(fd_is_open(p[0]) && fd_is_open(udp) && fd_is_open(unbound));
+    close(p[0]);
+    close(p[1]);
+    close(udp);
+    close(unbound);
+    /* No address and no socket: nothing to serve on. */
+    ck_assert_int_eq(vg_app_start(app), -EDESTADDRREQ);
+    vg_app_free(app);
+
+    /* An app freed without ever starting still closes what it owns. */
+    app = vg_app_new(NULL);
+    ck_assert_ptr_nonnull(app);
+    fd = listening_socket(&port);
+    ck_assert_int_eq(vg_app_set_listen_fd(app, fd), 0);
+    vg_app_free(app);
+    ck_assert(!fd_is_open(fd));
+}
+END_TEST
+
+typedef struct {
+    atomic_int hits;
+} hit_counter;
+
+static vg_result *count_hit(vg_request *req, void *arg)
+{
+    hit_counter *c = arg;
+
+    (void)req;
+    atomic_fetch_add(&c->hits, 1);
+    return vg_text("hello");
+}
+
+START_TEST(test_reuse_port_shares)
+{
+    hit_counter ca = {0}, cb = {0};
+    vg_app *a = tu_app_new(), *b, *c;
+    char addr[64];
+    int i;
+
+    ck_assert_int_eq(vg_app_set_reuse_port(a, true), 0);
+    ck_assert_int_eq(vg_map_get(a, "/hello", count_hit, &ca), 0);
+    tu_start(a);
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)vg_app_port(a));
+
+    b = vg_app_new(addr);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(vg_app_set_logger(b, NULL, NULL, VG_LOG_ERROR), 0);
+    ck_assert_int_eq(vg_app_set_reuse_port(b, true), 0);
+    ck_assert_int_eq(vg_map_get(b, "/hello", count_hit, &cb), 0);
+    ck_assert_int_eq(vg_app_start(b), 0);
+    ck_assert_uint_eq(vg_app_port(b), vg_app_port(a));
+
+    /* Without the option the port is taken, as before. */
+    c = vg_app_new(addr);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(vg_app_set_logger(c, NULL, NULL, VG_LOG_ERROR), 0);
+    ck_assert_int_eq(vg_app_start(c), -EADDRINUSE);
+    vg_app_free(c);
+
+    /* The kernel spreads connections by their addresses' hash: 64 fresh
+     * connections all landing on one app has odds of 2^-63. */
+    for (i = 0; i < 64; i++)
+        assert_hello(vg_app_port(a));
+    ck_assert_int_eq(atomic_load(&ca.hits) + atomic_load(&cb.hits), 64);
+    ck_assert_int_gt(atomic_load(&ca.hits), 0);
+    ck_assert_int_gt(atomic_load(&cb.hits), 0);
+    vg_app_free(b);
+    vg_app_free(a);
+}
+END_TEST
+
+/* What vg_systemd_listen_fd answers in a child whose descriptor 3 is a
+ * listening socket, for the given LISTEN_PID and LISTEN_FDS values (NULL:
+ * unset; "self": the child's pid). The child exits with the answer + 10. */
+static int systemd_answer(const char *pid, const char *fds, bool listening)
+{
+    pid_t child;
+    int status;
+
+    child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        char self[32];
+        unsigned short port;
+        int s = listening ? listening_socket(&port)
+                          : socket(AF_INET, SOCK_STREAM, 0);
+        int rc;
+
+        if (s < 0 || dup2(s, 3) != 3)
+            _exit(1);
+        snprintf(self, sizeof self, "%ld", (long)getpid());
+        unsetenv("LISTEN_PID");
+        unsetenv("LISTEN_FDS");
+        if (pid != NULL)
+            setenv("LISTEN_PID", strcmp(pid, "self") == 0 ? self : pid, 1);
+        if (fds != NULL)
+            setenv("LISTEN_FDS", fds, 1);
+        rc = vg_systemd_listen_fd();
+        _exit(rc == 3 ? 13 : rc == -ENOENT ? 2 : 3);
+    }
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+START_TEST(test_systemd_listen_fd)
+{
+    ck_assert_int_eq(systemd_answer("self", "1", true), 13);
+    ck_assert_int_eq(systemd_answer("self", "2", true), 13);
+    /* Meant for another process (the parent before exec, say). */
+    ck_assert_int_eq(systemd_answer("1", "1", true), 2);
+    ck_assert_int_eq(systemd_answer(NULL, "1", true), 2);
+    ck_assert_int_eq(systemd_answer("self", NULL, true), 2);
+    ck_assert_int_eq(systemd_answer("self", "0", true), 2);
+    ck_assert_int_eq(systemd_answer("self", "x", true), 2);
+    ck_assert_int_eq(systemd_answer("self x", "1", true), 2);
+    /* Descriptor 3 is a socket but not a listening one. */
+    ck_assert_int_eq(systemd_answer("self", "1", false), 2);
+}
+END_TEST
+
 static Suite *app_suite(void)
 {
     Suite *s = suite_create("app");
@@ -910,6 +1101,10 @@ static Suite *app_suite(void)
     tcase_add_test(tc, test_ipv6_loopback_serves);
     tcase_add_test(tc, test_binds_exactly_the_host);
     tcase_add_test(tc, test_port_in_use);
+    tcase_add_test(tc, test_listen_fd_serves);
+    tcase_add_test(tc, test_listen_fd_rejects);
+    tcase_add_test(tc, test_reuse_port_shares);
+    tcase_add_test(tc, test_systemd_listen_fd);
     tcase_set_timeout(tc, 30);
     suite_add_tcase(s, tc);
 
