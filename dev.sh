@@ -10,10 +10,14 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Packages to build the library and samples, and to run the tests.
+# Packages to build the library and samples, and to run the tests
+# (doxygen: make doc; libunistring-dev: `pkg-config --static` of
+# libmicrohttpd names -lunistring, through GnuTLS, and tests/install-check
+# links a static consumer with it).
 BUILD_PKGS=(build-essential autoconf automake libtool pkg-config
             libmicrohttpd-dev libjansson-dev)
-TEST_PKGS=(check libcurl4-openssl-dev curl clang libclang-rt-dev valgrind python3)
+TEST_PKGS=(check libcurl4-openssl-dev curl clang libclang-rt-dev valgrind python3
+           doxygen libunistring-dev)
 
 log() { printf '==> %s\n' "$*"; }
 
