@@ -851,7 +851,7 @@ struct MHD_Daemon *vg__glue_start(vg_app *app)
         MHD_OPTION_END);
     if (d == NULL)
         vg__logf(&app->log, VG_LOG_ERROR,
-                 "libmicrohttpd refused to start on %s:%s", app->host,
-                 app->port);
+                 "libmicrohttpd refused to start on port %u",
+                 (unsigned)app->bound_port);
     return d;
 }
