@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -351,13 +352,20 @@ bool tu_wait_exit(pid_t pid, int ms, int *status)
 {
     double deadline = tu_now_ms() + ms;
     /* A pidfd becomes readable when the process exits, so the wait needs no
-     * polling; kernels (or valgrind) without pidfd_open get a 10 ms poll. */
-#ifdef SYS_pidfd_open
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-#else
+     * polling; kernels without pidfd_open, and valgrind 3.19 (which warns
+     * at every call it does not know, hence asking only until the first
+     * ENOSYS), get a 10 ms poll. */
     int pidfd = -1;
-#endif
     bool done = false;
+#ifdef SYS_pidfd_open
+    static atomic_bool no_pidfd;
+
+    if (!atomic_load(&no_pidfd)) {
+        pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0 && errno == ENOSYS)
+            atomic_store(&no_pidfd, true);
+    }
+#endif
 
     for (;;) {
         struct pollfd pfd = {pidfd, POLLIN, 0};
