@@ -17,7 +17,7 @@ cd "$(dirname "$0")"
 BUILD_PKGS=(build-essential autoconf automake libtool pkg-config
             libmicrohttpd-dev libjansson-dev)
 TEST_PKGS=(check libcurl4-openssl-dev curl clang libclang-rt-dev valgrind python3
-           doxygen libunistring-dev)
+           doxygen libunistring-dev nginx)
 
 log() { printf '==> %s\n' "$*"; }
 

@@ -9,12 +9,19 @@
 #include <check.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -307,6 +314,97 @@ double tu_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+pid_t tu_spawn(char *const argv[], int in_fd, int out_fd, int err_fd)
+{
+    pid_t parent = getpid(), pid;
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC), saved;
+
+    if (devnull < 0)
+        return -1;
+    pid = fork();
+    if (pid == 0) {
+        sigset_t none;
+
+        /* The parent has threads: only async-signal-safe calls until exec.
+         * The death signal is what stops a server whose test died; checking
+         * the parent afterwards closes the race with a parent that died
+         * before prctl. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(127);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (dup2(in_fd >= 0 ? in_fd : devnull, 0) < 0 ||
+            dup2(out_fd >= 0 ? out_fd : devnull, 1) < 0 ||
+            dup2(err_fd >= 0 ? err_fd : devnull, 2) < 0)
+            _exit(127);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    saved = errno;
+    close(devnull);
+    errno = saved;
+    return pid;
+}
+
+bool tu_wait_exit(pid_t pid, int ms, int *status)
+{
+    double deadline = tu_now_ms() + ms;
+    /* A pidfd becomes readable when the process exits, so the wait needs no
+     * polling; kernels without pidfd_open, and valgrind 3.19 (which warns
+     * at every call it does not know, hence asking only until the first
+     * ENOSYS), get a 10 ms poll. */
+    int pidfd = -1;
+    bool done = false;
+#ifdef SYS_pidfd_open
+    static atomic_bool no_pidfd;
+
+    if (!atomic_load(&no_pidfd)) {
+        pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0 && errno == ENOSYS)
+            atomic_store(&no_pidfd, true);
+    }
+#endif
+
+    for (;;) {
+        struct pollfd pfd = {pidfd, POLLIN, 0};
+        int st = 0;
+        double left;
+        pid_t got;
+
+        do
+            got = waitpid(pid, &st, WNOHANG);
+        while (got < 0 && errno == EINTR);
+        if (got == pid) {
+            if (status != NULL)
+                *status = st;
+            done = true;
+            break;
+        }
+        left = deadline - tu_now_ms();
+        if (got < 0 || left <= 0)
+            break;
+        if (pidfd >= 0)
+            poll(&pfd, 1, (int)left + 1);
+        else
+            poll(NULL, 0, left < 10 ? (int)left + 1 : 10);
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    return done;
+}
+
+int tu_stop_child(pid_t pid, int sig, int ms)
+{
+    int status = 0;
+
+    kill(pid, sig);
+    if (tu_wait_exit(pid, ms, &status))
+        return status;
+    kill(pid, SIGKILL);
+    tu_wait_exit(pid, 10000, NULL);
+    return -1;
 }
 
 int tu_main(Suite *suite)

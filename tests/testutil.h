@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <volga.h>
 
 /* A response as libcurl saw it. */
@@ -67,6 +68,19 @@ void tu_latch_destroy(tu_latch *l);
 void tu_latch_add(tu_latch *l, int n);
 /* Waits until count >= target or `ms` pass; returns whether it got there. */
 bool tu_latch_wait(tu_latch *l, int target, int ms);
+
+/* Child processes (nginx, python3...). tu_spawn starts the program at the
+ * path argv[0] with stdin, stdout and stderr on the given descriptors (-1:
+ * /dev/null) and returns its pid, or -1 with errno set. The child is killed
+ * (SIGKILL) if the calling thread's process dies first, so a test that fails
+ * or times out leaves no server running behind it. */
+pid_t tu_spawn(char *const argv[], int in_fd, int out_fd, int err_fd);
+/* Waits up to `ms` for `pid` to exit and reaps it: true with *status set,
+ * or false if it is still running. */
+bool tu_wait_exit(pid_t pid, int ms, int *status);
+/* Sends `sig`, waits up to `ms` for the exit, then SIGKILLs and reaps.
+ * Returns the wait status; -1 if the child had to be killed. */
+int tu_stop_child(pid_t pid, int sig, int ms);
 
 /* Runs `suite` with libcurl initialised; returns the process exit code. */
 struct Suite;
