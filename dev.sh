@@ -3,6 +3,7 @@
 #
 #   ./dev.sh hello   build everything, then start samples/hello on localhost:7878
 #   ./dev.sh check   build everything and run the whole test suite
+#   ./dev.sh bench   build everything and run bench/run-suite (about 6 min)
 #
 # Run as root, each installs the Debian packages it is missing first
 # (apt-get update once, then a non-interactive install). As another user it
@@ -18,6 +19,10 @@ BUILD_PKGS=(build-essential autoconf automake libtool pkg-config
             libmicrohttpd-dev libjansson-dev)
 TEST_PKGS=(check libcurl4-openssl-dev curl clang libclang-rt-dev valgrind python3
            doxygen libunistring-dev nginx)
+# The load generator, and the peers bench/run-suite compares libvolga with
+# (optional: the suite skips a peer that is missing).
+BENCH_PKGS=(wrk curl iproute2)
+PEER_PKGS=(libulfius-dev golang-go nodejs)
 
 log() { printf '==> %s\n' "$*"; }
 
@@ -64,8 +69,14 @@ check)
     ensure_packages "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"
     exec ./tests/run-all
     ;;
+bench)
+    ensure_packages "${BUILD_PKGS[@]}" "${BENCH_PKGS[@]}"
+    if [ "$(id -u)" -eq 0 ]; then ensure_packages "${PEER_PKGS[@]}"; fi
+    build
+    BUILD=build exec bench/run-suite
+    ;;
 *)
-    echo "usage: $0 hello|check" >&2
+    echo "usage: $0 hello|check|bench" >&2
     exit 2
     ;;
 esac

@@ -6,7 +6,7 @@
  *                         [--inline]
  * --max-connections 1024 or less makes libmicrohttpd use poll() (see
  * vg_app_set_max_connections); --inline maps both routes inline.
- * Binds 127.0.0.1:PORT only; stops on SIGINT/SIGTERM. Run by bench/run-hello.
+ * Binds 127.0.0.1:PORT only; stops on SIGINT/SIGTERM. Run by bench/run-suite.
  */
 #include <errno.h>
 #include <stdio.h>
