@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 # Packages to build the library and samples, and to run the tests.
 BUILD_PKGS=(build-essential autoconf automake libtool pkg-config
             libmicrohttpd-dev libjansson-dev)
-TEST_PKGS=(check libcurl4-openssl-dev curl clang libclang-rt-dev valgrind python3)
+TEST_PKGS=(check libcurl4-openssl-dev curl clang libclang-rt-dev valgrind python3 chromium)
 
 log() { printf '==> %s\n' "$*"; }
 
