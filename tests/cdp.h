@@ -13,8 +13,11 @@
 #include <sys/types.h>
 #include <jansson.h>
 
-/* Where Debian's chromium package puts the browser. */
+/* Where Debian's chromium package puts the browser (build with
+ * CPPFLAGS=-DCDP_CHROMIUM=\"/path\" to use another). */
+#ifndef CDP_CHROMIUM
 #define CDP_CHROMIUM "/usr/bin/chromium"
+#endif
 
 typedef struct {
     pid_t pid;          /* the browser, or 0 once reaped */
