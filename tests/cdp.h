@@ -26,6 +26,7 @@ typedef struct {
     char *buf;          /* bytes read from from_fd, not yet a whole message */
     size_t len, cap;
     long next_id;       /* id of the next command */
+    bool closed;        /* the browser closed its end of from_fd */
     char dir[64];       /* the throw-away profile (--user-data-dir) */
     char err[512];      /* why the last call failed */
 } cdp_browser;
