@@ -1,0 +1,388 @@
+/*
+ * test_browser.c - cancellation as a real browser causes it: headless
+ * Chromium opens a page, the page's script starts a request, the test
+ * closes the tab, and the server must see its token cancelled with
+ * VG_CANCEL_CLIENT_GONE.
+ *
+ *  - fetch_cancelled_when_tab_closes: an app in this process serves a page
+ *    whose script calls fetch('/long-task'); that handler waits on its
+ *    token. Closing the tab must wake it with client_gone.
+ *  - sse_clock_page_stops_producer: the samples/sse_clock program, run as
+ *    a process. Its page subscribes to /clock with EventSource; once the
+ *    page shows a tick, closing the tab must make the sample log that the
+ *    stream's client left (client_gone), that its producer stopped, and an
+ *    access line for /clock ending in "cancelled: client_gone".
+ *
+ * The browser is driven over the DevTools protocol (see cdp.h). Nothing
+ * sleeps to synchronise: the test waits on latches, on the protocol's
+ * replies and on the sample's log, each bounded by seconds only to catch
+ * hangs. Without /usr/bin/chromium the program exits 77 (automake's SKIP)
+ * and says why; any other failure to start the browser is a failure.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <volga.h>
+#include "cdp.h"
+#include "testutil.h"
+
+extern char **environ;
+
+/* Bound on each thing the browser does: start and open a tab, load a page,
+ * run a script, close a tab. Each takes under a second on an idle machine
+ * but has taken 10 s on a loaded one; this only catches hangs. */
+#define BROWSER_MS 30000
+/* The longest the /long-task handler waits for its token. Longer than
+ * BROWSER_MS, so a token that never fires shows as "not cancelled", not
+ * as a handler that gave up first. */
+#define HANDLER_MS 45000
+
+/* Fails the test with the browser's last error unless `cond` holds. */
+#define ck_cdp(cond, b) ck_assert_msg((cond), "devtools: %s", (b)->err)
+
+static void launch(cdp_browser *b)
+{
+    ck_cdp(cdp_launch(b, CDP_CHROMIUM), b);
+}
+
+/* Opens `url` in a new tab; returns its target id (malloc'd). */
+static char *open_tab(cdp_browser *b, const char *url)
+{
+    json_t *r = cdp_call(b, NULL, "Target.createTarget", BROWSER_MS,
+                         "{s:s}", "url", url);
+    const char *id;
+    char *copy;
+
+    ck_cdp(r != NULL, b);
+    id = json_string_value(json_object_get(r, "targetId"));
+    ck_assert_ptr_nonnull(id);
+    copy = strdup(id);
+    json_decref(r);
+    return copy;
+}
+
+/* Closes the tab, as a user closing it would: its page and every request
+ * the page has open go away. */
+static void close_tab(cdp_browser *b, const char *target)
+{
+    json_t *r = cdp_call(b, NULL, "Target.closeTarget", BROWSER_MS,
+                         "{s:s}", "targetId", target);
+    ck_cdp(r != NULL, b);
+    json_decref(r);
+}
+
+/* ------------------------------------------------------------------------
+ * A page that fetches /long-task, served by this process
+ */
+
+static const char fetch_page[] =
+    "<!doctype html>\n<meta charset=utf-8>\n<title>long task</title>\n"
+    "<p id=out>waiting for /long-task...</p>\n<script>\n"
+    "fetch('/long-task').then(r => r.text())\n"
+    "  .then(t => document.getElementById('out').textContent = t);\n"
+    "</script>\n";
+
+typedef struct {
+    tu_latch started;       /* the handler runs */
+    tu_latch finished;      /* it recorded what it saw */
+    atomic_int calls;
+    /* Written by the handler before `finished`, read after it. */
+    bool woke;              /* its token fired (not the HANDLER_MS bound) */
+    vg_cancel_reason reason;
+    double woke_ms;
+} long_task;
+
+static vg_result *serve_page(vg_request *req, void *arg)
+{
+    (void)req;
+    return vg_result_set_header(vg_text(arg), "Content-Type",
+                                "text/html; charset=utf-8");
+}
+
+static vg_result *serve_long_task(vg_request *req, void *arg)
+{
+    long_task *lt = arg;
+    vg_token *tok = vg_request_token(req);
+
+    atomic_fetch_add(&lt->calls, 1);
+    tu_latch_add(&lt->started, 1);
+    lt->woke = vg_token_wait(tok, HANDLER_MS);
+    lt->woke_ms = tu_now_ms();
+    lt->reason = vg_token_reason(tok);
+    tu_latch_add(&lt->finished, 1);
+    return vg_text("done\n");
+}
+
+START_TEST(fetch_cancelled_when_tab_closes)
+{
+    cdp_browser b;
+    long_task lt = {0};
+    vg_app *app;
+    vg_stats st;
+    char url[64], *tab;
+    double closed_ms;
+
+    /* The browser is forked before the app starts its threads. */
+    launch(&b);
+    tu_latch_init(&lt.started);
+    tu_latch_init(&lt.finished);
+    app = tu_app_new();
+    ck_assert_int_eq(vg_map_get(app, "/", serve_page, (void *)fetch_page), 0);
+    ck_assert_int_eq(vg_map_get(app, "/long-task", serve_long_task, &lt), 0);
+    tu_start(app);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", (unsigned)vg_app_port(app));
+
+    tab = open_tab(&b, url);
+    ck_assert_msg(tu_latch_wait(&lt.started, 1, BROWSER_MS),
+                  "the page's fetch('/long-task') never reached the server");
+    /* Still running: nothing has cancelled it before the tab closes. */
+    ck_assert(!tu_latch_wait(&lt.finished, 1, 0));
+    close_tab(&b, tab);
+    closed_ms = tu_now_ms();
+
+    ck_assert_msg(tu_latch_wait(&lt.finished, 1, HANDLER_MS + 5000),
+                  "the /long-task handler never returned");
+    ck_assert_msg(lt.woke, "closing the tab did not cancel /long-task");
+    ck_assert_str_eq(vg_cancel_reason_name(lt.reason),
+                     vg_cancel_reason_name(VG_CANCEL_CLIENT_GONE));
+    ck_assert_int_eq(atomic_load(&lt.calls), 1);
+    /* At least: the browser may drop another request of the page (such as
+     * a favicon) with the tab, which the library may count too. */
+    vg_app_stats(app, &st);
+    ck_assert_uint_ge(st.cancelled_client_gone, 1);
+    fprintf(stderr, "test_browser: /long-task cancelled (client_gone) "
+            "%.1f ms after Target.closeTarget returned\n",
+            lt.woke_ms - closed_ms);
+
+    free(tab);
+    cdp_quit(&b, BROWSER_MS);
+    vg_app_free(app);
+    tu_latch_destroy(&lt.started);
+    tu_latch_destroy(&lt.finished);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * samples/sse_clock, run as a process
+ */
+
+typedef struct {
+    pid_t pid;
+    int out, err;           /* its stdout and stderr */
+    char log[65536];        /* everything read from stderr so far */
+    size_t len;
+    unsigned short port;
+} sample;
+
+/* Reads more of the sample's stderr into s->log; false on EOF, error or
+ * when `ms` pass without any. */
+static bool sample_read_log(sample *s, int ms)
+{
+    struct pollfd pfd = {s->err, POLLIN, 0};
+    ssize_t n;
+
+    if (s->len + 1 >= sizeof s->log || poll(&pfd, 1, ms) != 1)
+        return false;
+    n = read(s->err, s->log + s->len, sizeof s->log - 1 - s->len);
+    if (n <= 0)
+        return false;
+    s->len += (size_t)n;
+    s->log[s->len] = '\0';
+    return true;
+}
+
+/* Waits up to `ms` for `needle` in the log at or after offset `from`;
+ * returns where it starts, or NULL. */
+static const char *sample_wait_log(sample *s, size_t from, const char *needle,
+                                   int ms)
+{
+    double deadline = tu_now_ms() + ms;
+    const char *at;
+
+    while ((at = strstr(s->log + from, needle)) == NULL) {
+        double left = deadline - tu_now_ms();
+        if (left <= 0 || !sample_read_log(s, (int)left + 1))
+            return NULL;
+    }
+    return at;
+}
+
+/* Starts samples/sse_clock on 127.0.0.1:0 with its stdout and stderr on
+ * pipes, and reads the port from "sse_clock: listening on port N". */
+static void sample_start(sample *s)
+{
+    const char *top = getenv("top_builddir");
+    char path[PATH_MAX], line[256] = "";
+    char *argv[3];
+    posix_spawn_file_actions_t fa;
+    int out[2], err[2];
+    size_t got = 0;
+    const char *at;
+
+    memset(s, 0, sizeof *s);
+    snprintf(path, sizeof path, "%s/samples/sse_clock", top ? top : ".");
+    ck_assert_msg(access(path, X_OK) == 0, "%s is not built", path);
+    ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+    ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
+    argv[0] = path;
+    argv[1] = (char *)"127.0.0.1:0";
+    argv[2] = NULL;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    ck_assert_int_eq(posix_spawn(&s->pid, path, &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    close(err[1]);
+    s->out = out[0];
+    s->err = err[0];
+    while ((at = strstr(line, "on port ")) == NULL || strchr(at, '\n') == NULL) {
+        struct pollfd pfd = {s->out, POLLIN, 0};
+        ssize_t n;
+        ck_assert_msg(poll(&pfd, 1, 10000) == 1, "no port line from sse_clock");
+        n = read(s->out, line + got, sizeof line - 1 - got);
+        ck_assert_int_gt(n, 0);
+        got += (size_t)n;
+        line[got] = '\0';
+    }
+    s->port = (unsigned short)atoi(at + 8);
+    ck_assert_uint_ne(s->port, 0);
+}
+
+/* SIGTERM; the sample must exit 0 (a hang fails the test's timeout). */
+static void sample_stop(sample *s)
+{
+    int status = 0;
+
+    ck_assert_int_eq(kill(s->pid, SIGTERM), 0);
+    ck_assert_int_eq(waitpid(s->pid, &status, 0), s->pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    close(s->out);
+    close(s->err);
+}
+
+/* Resolves with the text of the page's newest tick once it shows one.
+ * Evaluated only after the sample has seen the page's EventSource connect,
+ * so the page's document is the final one (no navigation can discard the
+ * promise). */
+static const char first_tick_js[] =
+    "new Promise(done => {\n"
+    "  const look = () => {\n"
+    "    const li = document.querySelector('#log li');\n"
+    "    if (li) done(li.textContent); else setTimeout(look, 20);\n"
+    "  };\n"
+    "  look();\n"
+    "})";
+
+START_TEST(sse_clock_page_stops_producer)
+{
+    cdp_browser b;
+    sample s;
+    json_t *r;
+    static const char gone[] = " cancelled: client_gone";
+    const char *session, *tick, *at, *eol;
+    char url[64], *tab, *sid;
+    size_t closed_at;
+
+    launch(&b);
+    sample_start(&s);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", (unsigned)s.port);
+    tab = open_tab(&b, url);
+    ck_assert_msg(sample_wait_log(&s, 0, "sse_clock: stream 1 opened\n",
+                                  BROWSER_MS) != NULL,
+                  "the page never opened /clock; sample log:\n%s", s.log);
+
+    /* The page shows a tick: the browser reads the stream. */
+    r = cdp_call(&b, NULL, "Target.attachToTarget", BROWSER_MS, "{s:s, s:b}",
+                 "targetId", tab, "flatten", 1);
+    ck_cdp(r != NULL, &b);
+    session = json_string_value(json_object_get(r, "sessionId"));
+    ck_assert_ptr_nonnull(session);
+    sid = strdup(session);
+    json_decref(r);
+    r = cdp_call(&b, sid, "Runtime.evaluate", BROWSER_MS, "{s:s, s:b, s:b}",
+                 "expression", first_tick_js, "awaitPromise", 1,
+                 "returnByValue", 1);
+    ck_cdp(r != NULL, &b);
+    tick = json_string_value(json_object_get(json_object_get(r, "result"),
+                                             "value"));
+    ck_assert_msg(tick != NULL && strncmp(tick, "tick ", 5) == 0,
+                  "the page shows no tick: %s",
+                  json_dumps(r, JSON_COMPACT)); /* leaks only on failure */
+    json_decref(r);
+
+    /* Nothing has ended the stream before the tab closes (read all the
+     * sample has logged so far first). */
+    while (sample_read_log(&s, 0))
+        ;
+    ck_assert_ptr_null(strstr(s.log, "client left"));
+    ck_assert_ptr_null(strstr(s.log, "producer stopped"));
+    closed_at = s.len;
+    close_tab(&b, tab);
+
+    ck_assert_msg(sample_wait_log(&s, closed_at,
+                                  "sse_clock: stream 1: client left (client_gone)\n",
+                                  BROWSER_MS) != NULL,
+                  "no client_gone cancellation after the tab closed; "
+                  "sample log:\n%s", s.log);
+    ck_assert_msg(sample_wait_log(&s, closed_at,
+                                  "sse_clock: stream 1: producer stopped",
+                                  BROWSER_MS) != NULL,
+                  "the producer did not stop; sample log:\n%s", s.log);
+    at = sample_wait_log(&s, closed_at, "volga: info: GET /clock 200 ",
+                         BROWSER_MS);
+    ck_assert_msg(at != NULL, "no access line for /clock; sample log:\n%s",
+                  s.log);
+    eol = sample_wait_log(&s, (size_t)(at - s.log), "\n", BROWSER_MS);
+    ck_assert_ptr_nonnull(eol);
+    ck_assert_msg((size_t)(eol - at) > strlen(gone) &&
+                  strncmp(eol - strlen(gone), gone, strlen(gone)) == 0,
+                  "access line: %.*s", (int)(eol - at), at);
+
+    free(sid);
+    free(tab);
+    cdp_quit(&b, BROWSER_MS);
+    sample_stop(&s);
+}
+END_TEST
+
+static Suite *browser_suite(void)
+{
+    Suite *s = suite_create("browser");
+    TCase *tc = tcase_create("browser");
+
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, fetch_cancelled_when_tab_closes);
+    tcase_add_test(tc, sse_clock_page_stops_producer);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    if (access(CDP_CHROMIUM, X_OK) != 0) {
+        fprintf(stderr, "test_browser: SKIP: %s not found (apt-get install "
+                "chromium; ./dev.sh check installs it)\n", CDP_CHROMIUM);
+        return 77;
+    }
+    return tu_main(browser_suite());
+}
