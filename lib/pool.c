@@ -81,6 +81,16 @@ bool vg__pool_submit(vg__pool *pool, vg__task *task)
     return true;
 }
 
+unsigned vg__pool_idle(vg__pool *pool)
+{
+    unsigned n;
+
+    pthread_mutex_lock(&pool->lock);
+    n = pool->idle;
+    pthread_mutex_unlock(&pool->lock);
+    return n;
+}
+
 static void vg__pool_close(vg__pool *pool, unsigned started)
 {
     unsigned i;

@@ -24,6 +24,9 @@ vg__pool *vg__pool_new(unsigned nthreads, unsigned max_queued);
  * wait. Never blocks. Any thread. */
 bool vg__pool_submit(vg__pool *pool, vg__task *task);
 
+/* Workers idle right now (waiting for a task). For tests. */
+unsigned vg__pool_idle(vg__pool *pool);
+
 /* Runs every task still queued, waits for all to return, joins the workers
  * and frees the pool. NULL is a no-op. Not from a worker. */
 void vg__pool_free(vg__pool *pool);
