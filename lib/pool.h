@@ -11,13 +11,18 @@ typedef void (*vg__task_fn)(vg__task *task);
 struct vg__task {
     vg__task *next;
     vg__task_fn run;
+    unsigned long long queued_ns; /* set by vg__pool_submit */
 };
 
 typedef struct vg__pool vg__pool;
 
 /* Starts `nthreads` workers; at most `max_queued` tasks may wait for one.
- * NULL with errno on failure (nothing left running). */
-vg__pool *vg__pool_new(unsigned nthreads, unsigned max_queued);
+ * A task is queued without waking a sleeping worker while `fresh_enough`
+ * workers are fresh: woken already, or running a task that started less
+ * than `fresh_us` ago (see pool.c). NULL with errno on failure (nothing
+ * left running). */
+vg__pool *vg__pool_new(unsigned nthreads, unsigned max_queued,
+                       unsigned fresh_enough, unsigned fresh_us);
 
 /* Queues `task` (task->run must be set); a worker runs it soon, in FIFO
  * order. Returns false, queueing nothing, if `max_queued` tasks already

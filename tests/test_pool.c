@@ -115,7 +115,10 @@ static bool all_idle(vg__pool *pool, unsigned n)
 START_TEST(test_new_rejects_zero_threads)
 {
     errno = 0;
-    ck_assert_ptr_null(vg__pool_new(0, 10));
+    ck_assert_ptr_null(vg__pool_new(0, 10, 1, 100));
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(vg__pool_new(2, 10, 0, 100));
     ck_assert_int_eq(errno, EINVAL);
     vg__pool_free(NULL); /* a no-op */
 }
@@ -124,7 +127,7 @@ END_TEST
 /* With its only worker held, tasks wait and then run in submission order. */
 START_TEST(test_fifo_while_busy)
 {
-    vg__pool *pool = vg__pool_new(1, 64);
+    vg__pool *pool = vg__pool_new(1, 64, 1, 100);
     job blocker, jobs[20];
     board b;
     int i;
@@ -156,7 +159,7 @@ END_TEST
  * count, and room comes back as workers take tasks. */
 START_TEST(test_queue_bound)
 {
-    vg__pool *pool = vg__pool_new(2, 3);
+    vg__pool *pool = vg__pool_new(2, 3, 1, 100);
     job held[2], waiting[4];
     board b;
     int i;
@@ -185,6 +188,72 @@ START_TEST(test_queue_bound)
 END_TEST
 
 
+
+/* A worker that took a task counts as "fresh" for fresh_us, and while it
+ * does a new task is queued without waking anyone. If that worker's
+ * handler then blocks, the monitor must still wake a sleeping worker for
+ * the queued task: here fresh_us is 60 s, so only the monitor can. */
+START_TEST(test_blocked_fresh_worker_does_not_starve)
+{
+    vg__pool *pool = vg__pool_new(3, 64, 1, 60u * 1000 * 1000);
+    job blocker, next;
+    board b;
+
+    ck_assert_ptr_nonnull(pool);
+    board_init(&b);
+    ck_assert(all_idle(pool, 3));
+    job_init(&blocker, &b, 0, true);
+    ck_assert(vg__pool_submit(pool, &blocker.task));
+    ck_assert(board_wait(&b, &b.started, 1));
+    job_init(&next, &b, 1, false);
+    ck_assert(vg__pool_submit(pool, &next.task));
+    /* Runs on another worker while the first one is still held. */
+    ck_assert(board_wait(&b, &b.done, 1));
+    ck_assert_int_eq(b.order[0], 1);
+    board_open(&b);
+    ck_assert(board_wait(&b, &b.done, 2));
+    ck_assert(!pthread_equal(b.ran_on[0], b.ran_on[1]));
+    vg__pool_free(pool);
+    board_destroy(&b);
+}
+END_TEST
+
+/* Tasks queued while the one fresh worker runs (no wake-up) all run once
+ * it is done. */
+START_TEST(test_fresh_worker_takes_the_queue)
+{
+    vg__pool *pool = vg__pool_new(4, 64, 1, 60u * 1000 * 1000);
+    job blocker, jobs[10];
+    board b;
+    int i;
+
+    ck_assert_ptr_nonnull(pool);
+    board_init(&b);
+    ck_assert(all_idle(pool, 4));
+    job_init(&blocker, &b, 20, true);
+    ck_assert(vg__pool_submit(pool, &blocker.task));
+    ck_assert(board_wait(&b, &b.started, 1));
+    for (i = 0; i < 10; i++) {
+        job_init(&jobs[i], &b, i, false);
+        ck_assert(vg__pool_submit(pool, &jobs[i].task));
+    }
+    board_open(&b);
+    ck_assert(board_wait(&b, &b.done, 11));
+    /* Each ran exactly once (which threads ran them is not asserted: the
+     * monitor may wake helpers on a slow machine). */
+    {
+        int seen[21] = {0};
+        for (i = 0; i < 11; i++)
+            seen[b.order[i]]++;
+        for (i = 0; i < 10; i++)
+            ck_assert_int_eq(seen[i], 1);
+        ck_assert_int_eq(seen[20], 1);
+    }
+    vg__pool_free(pool);
+    board_destroy(&b);
+}
+END_TEST
+
 static atomic_int free_runs;
 
 static void count_run(vg__task *task)
@@ -196,7 +265,7 @@ static void count_run(vg__task *task)
 /* Freeing the pool runs every task still queued before joining. */
 START_TEST(test_free_runs_queued)
 {
-    vg__pool *pool = vg__pool_new(1, 1000);
+    vg__pool *pool = vg__pool_new(1, 1000, 1, 100);
     job blocker;
     vg__task tasks[500];
     board b;
@@ -251,7 +320,7 @@ static void *submit_main(void *arg)
 START_TEST(test_concurrent_submitters)
 {
     enum { THREADS = 4, PER = 5000 };
-    vg__pool *pool = vg__pool_new(3, 64);
+    vg__pool *pool = vg__pool_new(3, 64, 1, 100);
     static vg__task tasks[THREADS][PER];
     submitter s[THREADS];
     pthread_t t[THREADS];
@@ -280,6 +349,8 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_new_rejects_zero_threads);
     tcase_add_test(tc, test_fifo_while_busy);
     tcase_add_test(tc, test_queue_bound);
+    tcase_add_test(tc, test_blocked_fresh_worker_does_not_starve);
+    tcase_add_test(tc, test_fresh_worker_takes_the_queue);
     tcase_add_test(tc, test_free_runs_queued);
     tcase_add_test(tc, test_concurrent_submitters);
     tcase_set_timeout(tc, 60);
