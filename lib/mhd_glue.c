@@ -815,7 +815,8 @@ static unsigned vg__mhd_threads(void)
 
 /* poll() or epoll for MHD's threads. Suspending and resuming costs MHD two
  * epoll_ctl calls per request in epoll mode and nothing in poll mode, which
- * makes poll mode cheaper per request (hello: ~26 vs ~42 us of CPU here);
+ * makes poll mode cheaper per request (hello: ~27 vs ~35 us of CPU here,
+ * bench/RESULTS.md);
  * but poll() walks every open connection on every turn, so with thousands
  * of idle keep-alive connections it halves throughput where epoll barely
  * moves. The connection limit says which world the app lives in. */
