@@ -31,7 +31,6 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +42,6 @@
 #include "cdp.h"
 #include "testutil.h"
 
-extern char **environ;
 
 /* Bound on each thing the browser does: start and open a tab, load a page,
  * run a script, close a tab. Each takes under a second on an idle machine
@@ -184,23 +182,21 @@ END_TEST
  */
 
 typedef struct {
-    pid_t pid;
-    int out, err;           /* its stdout and stderr */
+    tu_sample proc;         /* its stderr is on proc.err */
     char log[65536];        /* everything read from stderr so far */
     size_t len;
-    unsigned short port;
 } sample;
 
 /* Reads more of the sample's stderr into s->log; false on EOF, error or
  * when `ms` pass without any. */
 static bool sample_read_log(sample *s, int ms)
 {
-    struct pollfd pfd = {s->err, POLLIN, 0};
+    struct pollfd pfd = {s->proc.err, POLLIN, 0};
     ssize_t n;
 
     if (s->len + 1 >= sizeof s->log || poll(&pfd, 1, ms) != 1)
         return false;
-    n = read(s->err, s->log + s->len, sizeof s->log - 1 - s->len);
+    n = read(s->proc.err, s->log + s->len, sizeof s->log - 1 - s->len);
     if (n <= 0)
         return false;
     s->len += (size_t)n;
@@ -224,60 +220,12 @@ static const char *sample_wait_log(sample *s, size_t from, const char *needle,
     return at;
 }
 
-/* Starts samples/sse_clock on 127.0.0.1:0 with its stdout and stderr on
- * pipes, and reads the port from "sse_clock: listening on port N". */
+/* Starts samples/sse_clock with its stderr (its log) on a pipe. */
 static void sample_start(sample *s)
 {
-    const char *top = getenv("top_builddir");
-    char path[PATH_MAX], line[256] = "";
-    char *argv[3];
-    posix_spawn_file_actions_t fa;
-    int out[2], err[2];
-    size_t got = 0;
-    const char *at;
-
-    memset(s, 0, sizeof *s);
-    snprintf(path, sizeof path, "%s/samples/sse_clock", top ? top : ".");
-    ck_assert_msg(access(path, X_OK) == 0, "%s is not built", path);
-    ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
-    ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
-    argv[0] = path;
-    argv[1] = (char *)"127.0.0.1:0";
-    argv[2] = NULL;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-    ck_assert_int_eq(posix_spawn(&s->pid, path, &fa, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    close(out[1]);
-    close(err[1]);
-    s->out = out[0];
-    s->err = err[0];
-    while ((at = strstr(line, "on port ")) == NULL || strchr(at, '\n') == NULL) {
-        struct pollfd pfd = {s->out, POLLIN, 0};
-        ssize_t n;
-        ck_assert_msg(poll(&pfd, 1, 10000) == 1, "no port line from sse_clock");
-        n = read(s->out, line + got, sizeof line - 1 - got);
-        ck_assert_int_gt(n, 0);
-        got += (size_t)n;
-        line[got] = '\0';
-    }
-    s->port = (unsigned short)atoi(at + 8);
-    ck_assert_uint_ne(s->port, 0);
-}
-
-/* SIGTERM; the sample must exit 0 (a hang fails the test's timeout). */
-static void sample_stop(sample *s)
-{
-    int status = 0;
-
-    ck_assert_int_eq(kill(s->pid, SIGTERM), 0);
-    ck_assert_int_eq(waitpid(s->pid, &status, 0), s->pid);
-    ck_assert(WIFEXITED(status));
-    ck_assert_int_eq(WEXITSTATUS(status), 0);
-    close(s->out);
-    close(s->err);
+    s->len = 0;
+    s->log[0] = '\0';
+    tu_sample_start(&s->proc, "sse_clock", true);
 }
 
 /* Resolves with the text of the page's newest tick once it shows one.
@@ -305,7 +253,7 @@ START_TEST(sse_clock_page_stops_producer)
 
     launch(&b);
     sample_start(&s);
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/", (unsigned)s.port);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", (unsigned)s.proc.port);
     tab = open_tab(&b, url);
     ck_assert_msg(sample_wait_log(&s, 0, "sse_clock: stream 1 opened\n",
                                   BROWSER_MS) != NULL,
@@ -361,7 +309,7 @@ START_TEST(sse_clock_page_stops_producer)
     free(sid);
     free(tab);
     cdp_quit(&b, BROWSER_MS);
-    sample_stop(&s);
+    tu_sample_stop(&s.proc);
 }
 END_TEST
 

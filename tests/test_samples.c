@@ -10,7 +10,6 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -19,77 +18,17 @@
 #include <volga.h>
 #include "testutil.h"
 
-extern char **environ;
-
-typedef struct {
-    pid_t pid;
-    int out;              /* the sample's stdout */
-    unsigned short port;
-} sample;
-
-/* Starts samples/NAME on 127.0.0.1:0 and reads the port it prints. */
-static void sample_start(sample *s, const char *name)
-{
-    const char *top = getenv("top_builddir");
-    char path[PATH_MAX], buf[256] = "";
-    char *argv[3];
-    posix_spawn_file_actions_t fa;
-    int p[2];
-    size_t got = 0;
-    struct pollfd pfd;
-    const char *at;
-
-    snprintf(path, sizeof path, "%s/samples/%s", top ? top : ".", name);
-    ck_assert_msg(access(path, X_OK) == 0, "%s is not built", path);
-    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-    argv[0] = path;
-    argv[1] = (char *)"127.0.0.1:0";
-    argv[2] = NULL;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    ck_assert_int_eq(posix_spawn(&s->pid, path, &fa, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    close(p[1]);
-    s->out = p[0];
-    /* "todo: listening on http://127.0.0.1:0 (port N)" */
-    pfd.fd = s->out;
-    pfd.events = POLLIN;
-    while ((at = strstr(buf, "(port ")) == NULL || strchr(at, ')') == NULL) {
-        ssize_t n;
-        ck_assert_msg(poll(&pfd, 1, 10000) == 1, "no port line from %s", name);
-        n = read(s->out, buf + got, sizeof buf - 1 - got);
-        ck_assert_int_gt(n, 0);
-        got += (size_t)n;
-        buf[got] = '\0';
-    }
-    s->port = (unsigned short)atoi(at + 6);
-    ck_assert_uint_ne(s->port, 0);
-}
-
-/* SIGTERM, then the sample must exit 0 (a hang fails the test's timeout). */
-static void sample_stop(sample *s)
-{
-    int status = 0;
-
-    ck_assert_int_eq(kill(s->pid, SIGTERM), 0);
-    ck_assert_int_eq(waitpid(s->pid, &status, 0), s->pid);
-    ck_assert(WIFEXITED(status));
-    ck_assert_int_eq(WEXITSTATUS(status), 0);
-    close(s->out);
-}
 
 static const char *const json_hdr[] = {"Content-Type: application/json", NULL};
 
 START_TEST(todo_crud)
 {
-    sample s;
+    tu_sample s;
     tu_response r;
     json_t *j;
     char *loc, path[64];
 
-    sample_start(&s, "todo");
+    tu_sample_start(&s, "todo", false);
     r = tu_request(s.port, "POST", "/todos", "{\"title\":\"milk\"}", 16, json_hdr);
     ck_assert_int_eq(r.status, 201);
     loc = tu_header(&r, "Location");
@@ -139,16 +78,16 @@ START_TEST(todo_crud)
     r = tu_request(s.port, "PATCH", "/todos", NULL, 0, NULL);
     ck_assert_int_eq(r.status, 405);
     tu_response_free(&r);
-    sample_stop(&s);
+    tu_sample_stop(&s);
 }
 END_TEST
 
 START_TEST(hello_answers_text_and_json)
 {
-    sample s;
+    tu_sample s;
     tu_response r;
 
-    sample_start(&s, "hello");
+    tu_sample_start(&s, "hello", false);
     r = tu_get(s.port, "/hello/Ada");
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "Hello, Ada!");
@@ -160,7 +99,7 @@ START_TEST(hello_answers_text_and_json)
     r = tu_request(s.port, "POST", "/echo", "not json", 8, NULL);
     ck_assert_int_eq(r.status, 400);
     tu_response_free(&r);
-    sample_stop(&s);
+    tu_sample_stop(&s);
 }
 END_TEST
 

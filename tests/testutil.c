@@ -10,16 +10,16 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdatomic.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -316,13 +316,62 @@ double tu_now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* Each spawned child holds the write end of an "exit pipe" that nothing
+ * else has: the read end sees EOF when the child exits, so waiting for the
+ * exit is a poll() on it, with no timer. */
+#define TU_MAX_CHILDREN 64
+static struct {
+    pid_t pid;
+    int exit_fd;
+} tu_children[TU_MAX_CHILDREN];
+static pthread_mutex_t tu_children_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Removes `pid` from the table and returns its exit pipe, or -1. */
+static int tu_child_take(pid_t pid)
+{
+    int i, fd = -1;
+
+    pthread_mutex_lock(&tu_children_lock);
+    for (i = 0; i < TU_MAX_CHILDREN; i++)
+        if (tu_children[i].pid == pid && tu_children[i].exit_fd >= 0) {
+            fd = tu_children[i].exit_fd;
+            tu_children[i].pid = 0;
+            tu_children[i].exit_fd = -1;
+            break;
+        }
+    pthread_mutex_unlock(&tu_children_lock);
+    return fd;
+}
+
+static bool tu_child_put(pid_t pid, int exit_fd)
+{
+    int i;
+
+    pthread_mutex_lock(&tu_children_lock);
+    for (i = 0; i < TU_MAX_CHILDREN; i++)
+        if (tu_children[i].pid == 0 && tu_children[i].exit_fd <= 0) {
+            tu_children[i].pid = pid;
+            tu_children[i].exit_fd = exit_fd;
+            break;
+        }
+    pthread_mutex_unlock(&tu_children_lock);
+    return i < TU_MAX_CHILDREN;
+}
+
+/* The child's end of its exit pipe sits on a descriptor no program uses. */
+#define TU_EXIT_FD 1023
+
 pid_t tu_spawn(char *const argv[], int in_fd, int out_fd, int err_fd)
 {
     pid_t parent = getpid(), pid;
-    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC), saved;
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC), ep[2], saved;
 
     if (devnull < 0)
         return -1;
+    if (pipe2(ep, O_CLOEXEC) != 0) {
+        close(devnull);
+        return -1;
+    }
     pid = fork();
     if (pid == 0) {
         sigset_t none;
@@ -330,20 +379,25 @@ pid_t tu_spawn(char *const argv[], int in_fd, int out_fd, int err_fd)
         /* The parent has threads: only async-signal-safe calls until exec.
          * The death signal is what stops a server whose test died; checking
          * the parent afterwards closes the race with a parent that died
-         * before prctl. */
+         * before prctl. dup2 clears close-on-exec, so the exit pipe's write
+         * end lives as long as the program. */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
             _exit(127);
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (dup2(in_fd >= 0 ? in_fd : devnull, 0) < 0 ||
             dup2(out_fd >= 0 ? out_fd : devnull, 1) < 0 ||
-            dup2(err_fd >= 0 ? err_fd : devnull, 2) < 0)
+            dup2(err_fd >= 0 ? err_fd : devnull, 2) < 0 ||
+            dup2(ep[1], TU_EXIT_FD) < 0)
             _exit(127);
         execv(argv[0], argv);
         _exit(127);
     }
     saved = errno;
     close(devnull);
+    close(ep[1]);
+    if (pid < 0 || !tu_child_put(pid, ep[0]))
+        close(ep[0]);
     errno = saved;
     return pid;
 }
@@ -351,48 +405,31 @@ pid_t tu_spawn(char *const argv[], int in_fd, int out_fd, int err_fd)
 bool tu_wait_exit(pid_t pid, int ms, int *status)
 {
     double deadline = tu_now_ms() + ms;
-    /* A pidfd becomes readable when the process exits, so the wait needs no
-     * polling; kernels without pidfd_open, and valgrind 3.19 (which warns
-     * at every call it does not know, hence asking only until the first
-     * ENOSYS), get a 10 ms poll. */
-    int pidfd = -1;
-    bool done = false;
-#ifdef SYS_pidfd_open
-    static atomic_bool no_pidfd;
+    int fd = tu_child_take(pid), st = 0, rc = 0;
+    pid_t got;
 
-    if (!atomic_load(&no_pidfd)) {
-        pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-        if (pidfd < 0 && errno == ENOSYS)
-            atomic_store(&no_pidfd, true);
+    if (fd >= 0) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        do {
+            double left = deadline - tu_now_ms();
+            rc = poll(&pfd, 1, left > 0 ? (int)left + 1 : 0);
+        } while (rc < 0 && errno == EINTR);
     }
-#endif
-
-    for (;;) {
-        struct pollfd pfd = {pidfd, POLLIN, 0};
-        int st = 0;
-        double left;
-        pid_t got;
-
-        do
-            got = waitpid(pid, &st, WNOHANG);
-        while (got < 0 && errno == EINTR);
-        if (got == pid) {
-            if (status != NULL)
-                *status = st;
-            done = true;
-            break;
-        }
-        left = deadline - tu_now_ms();
-        if (got < 0 || left <= 0)
-            break;
-        if (pidfd >= 0)
-            poll(&pfd, 1, (int)left + 1);
-        else
-            poll(NULL, 0, left < 10 ? (int)left + 1 : 10);
+    /* EOF on the pipe: the child is exiting, so a blocking wait is short.
+     * Otherwise (time is up, or a child we did not spawn) only look. */
+    do
+        got = waitpid(pid, &st, rc > 0 ? 0 : WNOHANG);
+    while (got < 0 && errno == EINTR);
+    if (got == pid) {
+        if (fd >= 0)
+            close(fd);
+        if (status != NULL)
+            *status = st;
+        return true;
     }
-    if (pidfd >= 0)
-        close(pidfd);
-    return done;
+    if (fd >= 0 && !tu_child_put(pid, fd))
+        close(fd);
+    return false;
 }
 
 int tu_stop_child(pid_t pid, int sig, int ms)
@@ -405,6 +442,61 @@ int tu_stop_child(pid_t pid, int sig, int ms)
     kill(pid, SIGKILL);
     tu_wait_exit(pid, 10000, NULL);
     return -1;
+}
+
+void tu_sample_start(tu_sample *s, const char *name, bool want_err)
+{
+    const char *top = getenv("top_builddir");
+    char path[PATH_MAX], buf[512] = "";
+    char *argv[] = {path, (char *)"127.0.0.1:0", NULL};
+    int out[2], err[2] = {-1, -1};
+    size_t got = 0;
+    const char *at = buf;
+
+    memset(s, 0, sizeof *s);
+    snprintf(path, sizeof path, "%s/samples/%s", top ? top : ".", name);
+    ck_assert_msg(access(path, X_OK) == 0, "%s is not built", path);
+    ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+    if (want_err)
+        ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
+    s->pid = tu_spawn(argv, -1, out[1], err[1]);
+    ck_assert_int_gt(s->pid, 0);
+    close(out[1]);
+    if (want_err)
+        close(err[1]);
+    s->out = out[0];
+    s->err = err[0];
+    /* Every sample prints "... port N" on its first stdout line. */
+    for (;;) {
+        struct pollfd pfd = {s->out, POLLIN, 0};
+        ssize_t n;
+        while ((at = strstr(at, "port ")) != NULL && (at[5] < '0' || at[5] > '9'))
+            at += 5;
+        if (at != NULL && strchr(at, '\n') != NULL)
+            break;
+        at = buf;
+        ck_assert_msg(poll(&pfd, 1, 10000) == 1, "no port line from %s", name);
+        n = read(s->out, buf + got, sizeof buf - 1 - got);
+        ck_assert_msg(n > 0, "%s exited before printing its port", name);
+        got += (size_t)n;
+        buf[got] = '\0';
+    }
+    s->port = (unsigned short)atoi(at + 5);
+    ck_assert_uint_ne(s->port, 0);
+}
+
+void tu_sample_stop(tu_sample *s)
+{
+    int status = 0;
+
+    ck_assert_int_eq(kill(s->pid, SIGTERM), 0);
+    ck_assert_msg(tu_wait_exit(s->pid, 10000, &status),
+                  "the sample did not exit within 10 s of SIGTERM");
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    close(s->out);
+    if (s->err >= 0)
+        close(s->err);
 }
 
 int tu_main(Suite *suite)

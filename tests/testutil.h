@@ -82,6 +82,20 @@ bool tu_wait_exit(pid_t pid, int ms, int *status);
  * Returns the wait status; -1 if the child had to be killed. */
 int tu_stop_child(pid_t pid, int sig, int ms);
 
+/* A sample program (samples/NAME under $top_builddir) run as a process. */
+typedef struct {
+    pid_t pid;
+    int out;              /* its stdout, a pipe */
+    int err;              /* its stderr, a pipe, or -1 (then /dev/null) */
+    unsigned short port;
+} tu_sample;
+/* Starts samples/NAME on 127.0.0.1:0 (stderr on a pipe if want_err) and
+ * waits, up to 10 s, for the "port N" it prints on stdout; fails the test
+ * if it cannot. */
+void tu_sample_start(tu_sample *s, const char *name, bool want_err);
+/* SIGTERM; the sample must exit 0 within 10 s. Closes its pipes. */
+void tu_sample_stop(tu_sample *s);
+
 /* Runs `suite` with libcurl initialised; returns the process exit code. */
 struct Suite;
 int tu_main(struct Suite *suite);
