@@ -37,6 +37,8 @@ struct vg__pool {
     pthread_mutex_t lock;
     pthread_cond_t wake;      /* workers wait here */
     pthread_cond_t tick;      /* the monitor waits here */
+    pthread_cond_t idled;     /* vg__pool_wait_idle waits here */
+    unsigned idle_waiters;
     vg__task *head, *tail;
     unsigned idle;            /* workers waiting on `wake` */
     unsigned woken;           /* signalled, not yet back at the queue */
@@ -98,6 +100,8 @@ static vg__task *vg__pool_next(vg__pool *pool, vg__worker *self)
     self->running = false;
     while (pool->head == NULL && !pool->closing) {
         pool->idle++;
+        if (pool->idle_waiters > 0)
+            pthread_cond_broadcast(&pool->idled);
         pthread_cond_wait(&pool->wake, &pool->lock);
         pool->idle--;
         if (pool->woken > 0)
@@ -212,6 +216,29 @@ unsigned vg__pool_idle(vg__pool *pool)
     return n;
 }
 
+bool vg__pool_wait_idle(vg__pool *pool, unsigned n, int ms)
+{
+    struct timespec until;
+    bool ok;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&pool->lock);
+    pool->idle_waiters++;
+    while (pool->idle != n &&
+           pthread_cond_timedwait(&pool->idled, &pool->lock, &until) == 0)
+        ;
+    pool->idle_waiters--;
+    ok = pool->idle == n;
+    pthread_mutex_unlock(&pool->lock);
+    return ok;
+}
+
 static void vg__pool_close(vg__pool *pool)
 {
     unsigned i;
@@ -225,6 +252,7 @@ static void vg__pool_close(vg__pool *pool)
         pthread_join(pool->threads[i], NULL);
     if (pool->monitor_started)
         pthread_join(pool->monitor, NULL);
+    pthread_cond_destroy(&pool->idled);
     pthread_cond_destroy(&pool->tick);
     pthread_cond_destroy(&pool->wake);
     pthread_mutex_destroy(&pool->lock);
@@ -256,6 +284,7 @@ vg__pool *vg__pool_new(unsigned nthreads, unsigned max_queued,
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_cond_init(&pool->tick, &ca);
+        pthread_cond_init(&pool->idled, &ca);
         pthread_condattr_destroy(&ca);
     }
     pthread_cond_init(&pool->wake, NULL);

@@ -31,6 +31,9 @@ bool vg__pool_submit(vg__pool *pool, vg__task *task);
 
 /* Workers idle right now (waiting for a task). For tests. */
 unsigned vg__pool_idle(vg__pool *pool);
+/* Waits up to `ms` until exactly `n` workers are idle; returns whether they
+ * were. For tests: costs the workers one load while nobody waits. */
+bool vg__pool_wait_idle(vg__pool *pool, unsigned n, int ms);
 
 /* Runs every task still queued, waits for all to return, joins the workers
  * and frees the pool. NULL is a no-op. Not from a worker. */

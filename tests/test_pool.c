@@ -101,15 +101,7 @@ static void job_init(job *j, board *b, int id, bool block)
 /* Waits until all `n` workers are idle; false after WAIT_MS. */
 static bool all_idle(vg__pool *pool, unsigned n)
 {
-    struct timespec tick = {0, 100 * 1000};
-    int i;
-
-    for (i = 0; i < WAIT_MS * 10; i++) {
-        if (vg__pool_idle(pool) == n)
-            return true;
-        nanosleep(&tick, NULL);
-    }
-    return false;
+    return vg__pool_wait_idle(pool, n, WAIT_MS);
 }
 
 START_TEST(test_new_rejects_zero_threads)
