@@ -92,26 +92,6 @@ static void read_pipe(int fd, char *buf, size_t cap)
     buf[got] = '\0';
 }
 
-/* Polls the app's counters (they have no change notification) until a
- * request is accounted for and none is in flight. */
-static bool wait_settled(vg_app *app, vg_stats *st)
-{
-    vg_token *tick = vg_token_new();
-    double deadline = tu_now_ms() + HANG_MS;
-    bool ok;
-
-    ck_assert_ptr_nonnull(tick);
-    for (;;) {
-        vg_app_stats(app, st);
-        ok = st->requests >= 1 && st->in_flight == 0;
-        if (ok || tu_now_ms() > deadline)
-            break;
-        vg_token_wait(tick, 1); /* a 1 ms pause on a token nobody cancels */
-    }
-    vg_token_unref(tick);
-    return ok;
-}
-
 START_TEST(test_python_client_timeout_stops_job)
 {
     const char *top = getenv("top_srcdir");
@@ -179,7 +159,7 @@ START_TEST(test_python_client_timeout_stops_job)
                     "%.0f ms after its go (0.5 s of that is its timeout)\n",
             j->woke_ms - go_ms);
 
-    ck_assert_msg(wait_settled(app, &st), "requests %llu, in flight %llu",
+    ck_assert_msg(tu_wait_settled(app, 1, HANG_MS, &st), "requests %llu, in flight %llu",
                   st.requests, st.in_flight);
     ck_assert_uint_eq(st.requests, 1);
     ck_assert_uint_eq(st.cancelled_client_gone, 1);

@@ -42,6 +42,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -226,7 +228,8 @@ static bool try_start_nginx(void)
     char *argv[] = {(char *)NGINX, (char *)"-p", prefix, (char *)"-c", conf,
                     (char *)"-e", elog, NULL};
     double deadline = tu_now_ms() + HANG_MS;
-    int out_fd, status;
+    int out_fd, status, ino;
+    bool exiting = false;
 
     fx.port = free_port();
     write_conf(fx.port);
@@ -242,19 +245,29 @@ static bool try_start_nginx(void)
     close(out_fd);
     ck_assert_msg(fx.nginx > 0, "cannot start %s: %s", NGINX, strerror(errno));
 
+    /* nginx says it listens by writing its pid file; it reports failure by
+     * exiting, which closes its stderr.log. Both are a close-after-write in
+     * its directory: wait for those instead of looking at intervals. */
+    ino = inotify_init1(IN_CLOEXEC);
+    ck_assert_int_ge(ino, 0);
+    ck_assert_int_ge(inotify_add_watch(ino, fx.dir, IN_CLOSE_WRITE | IN_MOVED_TO), 0);
     for (;;) {
+        struct pollfd pfd = {ino, POLLIN, 0};
+        char events[4096] __attribute__((aligned(8)));
         int fd;
 
         if (read_pid_file() == fx.nginx) {
+            close(ino);
             fd = tu_try_connect(fx.port);
             ck_assert_msg(fd >= 0, "nginx wrote its pid file but refuses "
                                    "connections on port %u", fx.port);
             close(fd);
             return true;
         }
-        /* Also the pause between looks: it returns at once if nginx
-         * exits. */
-        if (tu_wait_exit(fx.nginx, 20, &status)) {
+        /* Its stdout and stderr share one open file, released only when
+         * the process ends: once that is closed, the exit is imminent. */
+        if (tu_wait_exit(fx.nginx, exiting ? HANG_MS : 0, &status)) {
+            close(ino);
             fx.nginx = 0;
             dump_file(fx.dir, "error.log");
             dump_file(fx.dir, "stderr.log");
@@ -262,6 +275,18 @@ static bool try_start_nginx(void)
                             "listening on port %u\n", (unsigned)status,
                     fx.port);
             return false;
+        }
+        if (poll(&pfd, 1, (int)(deadline - tu_now_ms()) + 1) == 1) {
+            ssize_t n = read(ino, events, sizeof events), at = 0;
+            ck_assert_msg(n > 0 || errno == EINTR, "inotify read: %s",
+                          strerror(errno));
+            while (at < n) {
+                const struct inotify_event *ev =
+                    (const struct inotify_event *)(events + at);
+                if (ev->len > 0 && strcmp(ev->name, "stderr.log") == 0)
+                    exiting = true;
+                at += (ssize_t)(sizeof *ev + ev->len);
+            }
         }
         ck_assert_msg(tu_now_ms() < deadline,
                       "nginx did not listen within %d ms", HANG_MS);
@@ -376,27 +401,6 @@ static void teardown(void)
         nftw(fx.dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Polls an app's counters (they have no change notification) until
- * `requests` requests are accounted for and none is in flight. */
-static bool wait_settled(vg_app *app, unsigned long long requests,
-                         vg_stats *st)
-{
-    vg_token *tick = vg_token_new();
-    double deadline = tu_now_ms() + HANG_MS;
-    bool ok;
-
-    ck_assert_ptr_nonnull(tick);
-    for (;;) {
-        vg_app_stats(app, st);
-        ok = st->requests >= requests && st->in_flight == 0;
-        if (ok || tu_now_ms() > deadline)
-            break;
-        vg_token_wait(tick, 1); /* a 1 ms pause on a token nobody cancels */
-    }
-    vg_token_unref(tick);
-    return ok;
-}
-
 /* ------------------------------------------------------------------------
  * Tests
  */
@@ -427,7 +431,7 @@ START_TEST(test_requests_pass_through)
     ck_assert_msg(seen[0] && seen[1],
                   "nginx sent both requests to the same backend");
     for (i = 0; i < 2; i++) {
-        ck_assert_msg(wait_settled(fx.be[i].app, 1, &st),
+        ck_assert_msg(tu_wait_settled(fx.be[i].app, 1, HANG_MS, &st),
                       "backend %d: requests %llu, in flight %llu", i,
                       st.requests, st.in_flight);
         ck_assert_uint_eq(st.requests, 1);
@@ -493,7 +497,7 @@ static void run_abort_through_nginx(bool rst)
     ck_assert_int_eq(atomic_load(&fx.be[0].calls), 1);
     ck_assert_int_eq(atomic_load(&fx.be[1].calls), 1);
     for (i = 0; i < 2; i++) {
-        ck_assert_msg(wait_settled(fx.be[i].app, 1, &st),
+        ck_assert_msg(tu_wait_settled(fx.be[i].app, 1, HANG_MS, &st),
                       "backend %d: requests %llu, in flight %llu", i,
                       st.requests, st.in_flight);
         ck_assert_uint_eq(st.requests, 1);

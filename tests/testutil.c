@@ -499,6 +499,25 @@ void tu_sample_stop(tu_sample *s)
         close(s->err);
 }
 
+bool tu_wait_settled(vg_app *app, unsigned long long requests, int ms,
+                     vg_stats *st)
+{
+    vg_token *tick = vg_token_new();
+    double deadline = tu_now_ms() + ms;
+    bool ok;
+
+    ck_assert_ptr_nonnull(tick);
+    for (;;) {
+        vg_app_stats(app, st);
+        ok = st->requests >= requests && st->in_flight == 0;
+        if (ok || tu_now_ms() > deadline)
+            break;
+        vg_token_wait(tick, 1); /* 1 ms on a token nobody cancels */
+    }
+    vg_token_unref(tick);
+    return ok;
+}
+
 int tu_main(Suite *suite)
 {
     SRunner *sr = srunner_create(suite);

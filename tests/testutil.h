@@ -96,6 +96,14 @@ void tu_sample_start(tu_sample *s, const char *name, bool want_err);
 /* SIGTERM; the sample must exit 0 within 10 s. Closes its pipes. */
 void tu_sample_stop(tu_sample *s);
 
+/* Waits up to `ms` until `app` has accounted for at least `requests`
+ * requests and has none in flight (the library is done with them); copies
+ * the last counters read into *st. The counters have no change
+ * notification, so this looks every millisecond: use it after the event a
+ * test really waits for (a latch, a reply), to let the books close. */
+bool tu_wait_settled(vg_app *app, unsigned long long requests, int ms,
+                     vg_stats *st);
+
 /* Runs `suite` with libcurl initialised; returns the process exit code. */
 struct Suite;
 int tu_main(struct Suite *suite);
