@@ -7,7 +7,6 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -245,16 +244,6 @@ json_t *cdp_call(cdp_browser *b, const char *session, const char *method,
     return NULL;
 }
 
-static int cdp_rm(const char *path, const struct stat *st, int flag,
-                  struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 bool cdp_quit(cdp_browser *b, int ms)
 {
     bool by_itself = false;
@@ -295,7 +284,7 @@ bool cdp_quit(cdp_browser *b, int ms)
     b->len = b->cap = 0;
     /* Best effort: a renderer still exiting may hold a file a moment. */
     if (b->dir[0] != '\0')
-        nftw(b->dir, cdp_rm, 16, FTW_DEPTH | FTW_PHYS);
+        tu_remove_tree(b->dir);
     b->dir[0] = '\0';
     return by_itself;
 }

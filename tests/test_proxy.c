@@ -297,16 +297,6 @@ static bool try_start_nginx(void)
  * Fixture
  */
 
-static int remove_entry(const char *path, const struct stat *st, int flag,
-                        struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 /* Shows the logs of a test's nginx directory that is still there: only a
  * failed test leaves one. */
 static int dump_leftover(const char *path, const struct stat *st, int flag,
@@ -349,7 +339,7 @@ static void suite_teardown(void)
     if (suite_dir[0] == '\0')
         return;
     nftw(suite_dir, dump_leftover, 16, FTW_PHYS);
-    nftw(suite_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tu_remove_tree(suite_dir);
 }
 
 static void setup(void)
@@ -398,7 +388,7 @@ static void teardown(void)
     tu_latch_destroy(&fx.started);
     /* A failed test's directory stays for suite_teardown to show. */
     if (fx.passed && fx.dir[0] != '\0')
-        nftw(fx.dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        tu_remove_tree(fx.dir);
 }
 
 /* ------------------------------------------------------------------------

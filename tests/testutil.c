@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -20,6 +21,7 @@
 #include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -516,6 +518,21 @@ bool tu_wait_settled(vg_app *app, unsigned long long requests, int ms,
     }
     vg_token_unref(tick);
     return ok;
+}
+
+static int tu_remove_entry(const char *path, const struct stat *st, int flag,
+                           struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void tu_remove_tree(const char *path)
+{
+    nftw(path, tu_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int tu_main(Suite *suite)

@@ -104,6 +104,10 @@ void tu_sample_stop(tu_sample *s);
 bool tu_wait_settled(vg_app *app, unsigned long long requests, int ms,
                      vg_stats *st);
 
+/* Removes the directory tree at `path` (a test's temporary files), best
+ * effort: what cannot be removed stays. */
+void tu_remove_tree(const char *path);
+
 /* Runs `suite` with libcurl initialised; returns the process exit code. */
 struct Suite;
 int tu_main(struct Suite *suite);
