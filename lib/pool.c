@@ -31,6 +31,7 @@
 typedef struct {
     uint64_t started_ns;      /* when its current task started */
     bool running;
+    struct vg__pool *pool;
 } vg__worker;
 
 struct vg__pool {
@@ -54,11 +55,6 @@ struct vg__pool {
     vg__worker *workers;
     pthread_t threads[];
 };
-
-typedef struct {
-    vg__pool *pool;
-    unsigned index;
-} vg__worker_arg;
 
 static uint64_t vg__now_ns(void)
 {
@@ -121,12 +117,10 @@ static vg__task *vg__pool_next(vg__pool *pool, vg__worker *self)
 
 static void *vg__pool_main(void *arg)
 {
-    vg__worker_arg *wa = arg;
-    vg__pool *pool = wa->pool;
-    vg__worker *self = &pool->workers[wa->index];
+    vg__worker *self = arg;
+    vg__pool *pool = self->pool;
     vg__task *task;
 
-    free(wa);
     pthread_mutex_lock(&pool->lock);
     while ((task = vg__pool_next(pool, self)) != NULL) {
         pthread_mutex_unlock(&pool->lock);
@@ -264,7 +258,6 @@ vg__pool *vg__pool_new(unsigned nthreads, unsigned max_queued,
                        unsigned fresh_enough, unsigned fresh_us)
 {
     vg__pool *pool;
-    vg__worker_arg *wa;
     unsigned i;
     int rc;
 
@@ -297,23 +290,16 @@ vg__pool *vg__pool_new(unsigned nthreads, unsigned max_queued,
         goto fail;
     pool->monitor_started = true;
     for (i = 0; i < nthreads; i++) {
-        wa = malloc(sizeof *wa);
-        if (wa == NULL) {
-            rc = ENOMEM;
-            goto fail;
-        }
-        wa->pool = pool;
-        wa->index = i;
+        pool->workers[i].pool = pool;
         /* Under the lock: vg__fresh reads `started` while workers start. */
         pthread_mutex_lock(&pool->lock);
-        rc = pthread_create(&pool->threads[i], NULL, vg__pool_main, wa);
+        rc = pthread_create(&pool->threads[i], NULL, vg__pool_main,
+                            &pool->workers[i]);
         if (rc == 0)
             pool->started++;
         pthread_mutex_unlock(&pool->lock);
-        if (rc != 0) {
-            free(wa);
+        if (rc != 0)
             goto fail;
-        }
     }
     return pool;
 fail:
