@@ -39,7 +39,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,7 +53,6 @@
 #include "volga.h"
 #include "testutil.h"
 
-extern char **environ;
 
 /* The longest any handler here blocks before giving up on its token. */
 #define HANDLER_MS 10000
@@ -1055,107 +1053,21 @@ static int read_line(line_reader *lr, char *out, size_t cap, int ms)
     }
 }
 
-/* A thread that reaps one child, so that the test can wait for it on a
- * latch with a time limit. */
-typedef struct {
-    pid_t pid;
-    int status;
-    bool reaped;
-    tu_latch done;
-} reaper;
-
-static void *reaper_main(void *arg)
-{
-    reaper *r = arg;
-    pid_t got;
-
-    do
-        got = waitpid(r->pid, &r->status, 0);
-    while (got < 0 && errno == EINTR);
-    r->reaped = got == r->pid;
-    tu_latch_add(&r->done, 1);
-    return NULL;
-}
-
-/* Waits for `pid` to exit, at most `ms`; past that kills it (SIGKILL) and
- * returns false. The child is reaped either way; *status is its status. */
-static bool wait_child(pid_t pid, int ms, int *status)
-{
-    reaper r;
-    pthread_t th;
-    bool in_time;
-
-    memset(&r, 0, sizeof r);
-    r.pid = pid;
-    tu_latch_init(&r.done);
-    if (pthread_create(&th, NULL, reaper_main, &r) != 0) {
-        kill(pid, SIGKILL);
-        reaper_main(&r);
-        tu_latch_destroy(&r.done);
-        *status = r.status;
-        return false;
-    }
-    in_time = tu_latch_wait(&r.done, 1, ms);
-    if (!in_time)
-        kill(pid, SIGKILL);
-    pthread_join(th, NULL);
-    tu_latch_destroy(&r.done);
-    *status = r.status;
-    return in_time && r.reaped;
-}
-
-/* Starts argv[0] with stdout and stderr on pipes; -1 on failure. */
-static pid_t spawn_piped(char *const argv[], int *out_fd, int *err_fd)
-{
-    posix_spawn_file_actions_t fa;
-    int po[2] = {-1, -1}, pe[2] = {-1, -1};
-    pid_t pid = -1;
-
-    if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0)
-        goto out;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, po[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
-    if (posix_spawn(&pid, argv[0], &fa, NULL, argv, environ) != 0)
-        pid = -1;
-    posix_spawn_file_actions_destroy(&fa);
-out:
-    if (po[1] >= 0)
-        close(po[1]);
-    if (pe[1] >= 0)
-        close(pe[1]);
-    if (pid < 0) {
-        if (po[0] >= 0)
-            close(po[0]);
-        if (pe[0] >= 0)
-            close(pe[0]);
-        return -1;
-    }
-    *out_fd = po[0];
-    *err_fd = pe[0];
-    return pid;
-}
-
 /* Runs curl on `url` with its output discarded; its exit status or -1. */
 static int run_curl(const char *url)
 {
     char *argv[] = {(char *)"/usr/bin/curl", (char *)"-s",
                     (char *)"--noproxy", (char *)"*",
                     (char *)"--max-time", (char *)"1", (char *)url, NULL};
-    posix_spawn_file_actions_t fa;
-    pid_t pid;
-    int status, rc;
+    pid_t pid = tu_spawn(argv, -1, -1, 2);
+    int status;
 
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0)
+    if (pid < 0)
         return -1;
-    if (!wait_child(pid, 10000, &status))
+    if (!tu_wait_exit(pid, 10000, &status)) {
+        tu_stop_child(pid, SIGKILL, 10000);
         return -1;
+    }
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -1169,7 +1081,7 @@ START_TEST(test_long_task_sample_curl_max_time)
     char *argv[3];
     line_reader out = {0}, err = {0};
     unsigned port = 0;
-    int curl_rc = -2, status = 0, r;
+    int curl_rc = -2, status = 0, r, po[2], pe[2];
     bool stopped = false, exited;
     pid_t pid;
 
@@ -1184,7 +1096,13 @@ START_TEST(test_long_task_sample_curl_max_time)
     argv[0] = path;
     argv[1] = (char *)"127.0.0.1:0";
     argv[2] = NULL;
-    pid = spawn_piped(argv, &out.fd, &err.fd);
+    ck_assert_int_eq(pipe2(po, O_CLOEXEC), 0);
+    ck_assert_int_eq(pipe2(pe, O_CLOEXEC), 0);
+    pid = tu_spawn(argv, -1, po[1], pe[1]);
+    close(po[1]);
+    close(pe[1]);
+    out.fd = po[0];
+    err.fd = pe[0];
     ck_assert_msg(pid > 0, "cannot start %s: %s", path, strerror(errno));
 
     /* Everything below records; the child is stopped before any assert. */
@@ -1203,8 +1121,8 @@ START_TEST(test_long_task_sample_curl_max_time)
                       strstr(line, "client_gone") != NULL;
         }
     }
-    kill(pid, SIGTERM);
-    exited = wait_child(pid, 10000, &status);
+    status = tu_stop_child(pid, SIGTERM, 10000);
+    exited = status != -1;
     close(out.fd);
     close(err.fd);
 
