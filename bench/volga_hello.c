@@ -3,9 +3,11 @@
  * worker pool and (unless --no-watch) disconnect watcher.
  *
  * Usage: volga_hello PORT [--no-watch] [--workers N] [--max-connections N]
- *                         [--inline]
+ *                         [--inline] [--no-batch]
  * --max-connections 1024 or less makes libmicrohttpd use poll() (see
- * vg_app_set_max_connections); --inline maps both routes inline.
+ * vg_app_set_max_connections); --inline maps both routes inline;
+ * --no-batch keeps the threads under SCHED_OTHER
+ * (vg_app_set_batch_scheduling).
  * Binds 127.0.0.1:PORT only; stops on SIGINT/SIGTERM. Run by bench/run-suite.
  */
 #include <errno.h>
@@ -32,7 +34,7 @@ static vg_result *json(vg_request *req, void *arg)
 static void usage(void)
 {
     fprintf(stderr, "usage: volga_hello PORT [--no-watch] [--workers N] "
-                    "[--max-connections N] [--inline]\n");
+                    "[--max-connections N] [--inline] [--no-batch]\n");
 }
 
 /* Parses a decimal unsigned in [lo, hi]; returns 0 on success. */
@@ -53,7 +55,7 @@ static int parse_uint(const char *s, unsigned long lo, unsigned long hi,
 int main(int argc, char **argv)
 {
     unsigned long port, workers = 0, maxconn = 0;
-    bool watch = true, inl = false;
+    bool watch = true, inl = false, batch = true;
     char address[64];
     vg_app *app;
     int i, rc;
@@ -73,6 +75,8 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(argv[i], "--inline") == 0) {
             inl = true;
+        } else if (strcmp(argv[i], "--no-batch") == 0) {
+            batch = false;
         } else {
             usage();
             return 2;
@@ -86,6 +90,7 @@ int main(int argc, char **argv)
     }
     if ((workers != 0 && vg_app_set_workers(app, (unsigned)workers) != 0) ||
         vg_app_set_disconnect_watch(app, watch) != 0 ||
+        vg_app_set_batch_scheduling(app, batch) != 0 ||
         vg_map_get(app, "/hello", hello, NULL) != 0 ||
         vg_map_get(app, "/json", json, NULL) != 0 ||
         (maxconn != 0 &&

@@ -183,6 +183,18 @@ int vg_app_set_queue_limit(vg_app *app, unsigned n);
  *  going away (default true). Turning it off is for measuring its cost:
  *  without it a vanished client is noticed only when the handler returns. */
 int vg_app_set_disconnect_watch(vg_app *app, bool on);
+/** Whether the worker threads and libmicrohttpd's threads run under Linux's
+ *  SCHED_BATCH policy (default true). Such a thread does not preempt the
+ *  running one when woken, so requests pass between libmicrohttpd's threads
+ *  and the workers in batches rather than one context switch each: about
+ *  0.2 instead of 0.6 switches and 10-20% less CPU per request on a busy
+ *  machine (bench/RESULTS.md). The price: when other programs keep the
+ *  CPUs busy, a woken worker may wait up to a scheduler time slice (a few
+ *  milliseconds) longer to run. Threads a handler creates inherit the
+ *  policy; the disconnect watcher keeps the default policy, so cancellation
+ *  is not delayed. Real-time threads are never demoted; where the policy
+ *  does not exist, nothing changes. */
+int vg_app_set_batch_scheduling(vg_app *app, bool on);
 /** Sets SO_REUSEPORT on the socket the app binds (default off), so that
  *  several processes, each with its own app on the same address, share the
  *  port and the kernel spreads new connections among them. Every process

@@ -122,6 +122,7 @@ vg_app *vg_app_new(const char *address)
     app->workers = vg__default_workers();
     app->shutdown_grace_ms = 10000;
     app->max_connections = 10000;
+    app->batch = true;
     app->body_limit = 1024 * 1024;
     app->idle_timeout_s = 30;
     app->queue_limit = 4096;
@@ -272,6 +273,16 @@ int vg_app_set_disconnect_watch(vg_app *app, bool on)
     if (rc != 0)
         return rc;
     app->watch = on;
+    return 0;
+}
+
+int vg_app_set_batch_scheduling(vg_app *app, bool on)
+{
+    int rc = vg__configurable(app);
+
+    if (rc != 0)
+        return rc;
+    app->batch = on;
     return 0;
 }
 
@@ -633,7 +644,7 @@ int vg_app_start(vg_app *app)
         return rc;
     vg__raise_nofile(app);
     app->pool = vg__pool_new(app->workers, app->queue_limit,
-                             vg__awake_workers(), VG__FRESH_US);
+                             vg__awake_workers(), VG__FRESH_US, app->batch);
     if (app->pool != NULL)
         app->watcher = vg__watcher_new(
             app->watch, app->request_timeout_ms > 0 || app->route_timeouts,

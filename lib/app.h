@@ -38,6 +38,7 @@ struct vg_app {
     size_t header_limit;
     size_t body_limit;
     bool watch;
+    bool batch;                   /* SCHED_BATCH workers and MHD threads */
     bool reuse_port;              /* SO_REUSEPORT on the socket we bind */
     vg__log log;
     vg__router *router;

@@ -39,6 +39,7 @@
 #include <microhttpd.h>
 
 #include "app.h"
+#include "batch.h"
 #include "mhd_glue.h"
 #include "request.h"
 #include "result.h"
@@ -407,8 +408,12 @@ void vg__glue_shutdown(vg_request *req)
 static void *vg__on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     vg_app *app = cls;
-    vg_request *req = vg__request_new(app);
+    vg_request *req;
 
+    /* libmicrohttpd's threads hand requests to workers: same policy. */
+    if (app->batch)
+        vg__batch_once();
+    req = vg__request_new(app);
     if (req == NULL)
         return NULL;
     if (vg__request_set_uri(req, uri) != 0) {

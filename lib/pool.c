@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "batch.h"
 #include "pool.h"
 
 /* How often the monitor looks while busy, and how long a queued task may
@@ -46,6 +47,7 @@ struct vg__pool {
     unsigned queued, max_queued;
     unsigned fresh_enough;    /* fresh workers that make a wake-up useless */
     uint64_t fresh_ns;
+    bool batch;               /* workers run under SCHED_BATCH */
     uint64_t last_skip_ns;    /* last time a task was queued without a wake */
     bool monitor_parked;      /* waiting on `tick` with no timeout */
     bool closing;
@@ -121,6 +123,8 @@ static void *vg__pool_main(void *arg)
     vg__pool *pool = self->pool;
     vg__task *task;
 
+    if (pool->batch)
+        (void)vg__batch_self();
     pthread_mutex_lock(&pool->lock);
     while ((task = vg__pool_next(pool, self)) != NULL) {
         pthread_mutex_unlock(&pool->lock);
@@ -255,7 +259,7 @@ static void vg__pool_close(vg__pool *pool)
 }
 
 vg__pool *vg__pool_new(unsigned nthreads, unsigned max_queued,
-                       unsigned fresh_enough, unsigned fresh_us)
+                       unsigned fresh_enough, unsigned fresh_us, bool batch)
 {
     vg__pool *pool;
     unsigned i;
@@ -285,6 +289,7 @@ vg__pool *vg__pool_new(unsigned nthreads, unsigned max_queued,
     pool->max_queued = max_queued;
     pool->fresh_enough = fresh_enough;
     pool->fresh_ns = (uint64_t)fresh_us * 1000;
+    pool->batch = batch;
     rc = pthread_create(&pool->monitor, NULL, vg__monitor_main, pool);
     if (rc != 0)
         goto fail;

@@ -19,10 +19,11 @@ typedef struct vg__pool vg__pool;
 /* Starts `nthreads` workers; at most `max_queued` tasks may wait for one.
  * A task is queued without waking a sleeping worker while `fresh_enough`
  * workers are fresh: woken already, or running a task that started less
- * than `fresh_us` ago (see pool.c). NULL with errno on failure (nothing
- * left running). */
+ * than `fresh_us` ago (see pool.c). With `batch` the workers run under
+ * SCHED_BATCH (batch.h). NULL with errno on failure (nothing left
+ * running). */
 vg__pool *vg__pool_new(unsigned nthreads, unsigned max_queued,
-                       unsigned fresh_enough, unsigned fresh_us);
+                       unsigned fresh_enough, unsigned fresh_us, bool batch);
 
 /* Queues `task` (task->run must be set); a worker runs it soon, in FIFO
  * order. Returns false, queueing nothing, if `max_queued` tasks already

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -324,6 +325,8 @@ START_TEST(test_settings)
     ck_assert_int_eq(vg_app_set_body_limit(app, 65536), 0);
     ck_assert_int_eq(vg_app_set_disconnect_watch(app, false), 0);
     ck_assert_int_eq(vg_app_set_disconnect_watch(app, true), 0);
+    ck_assert_int_eq(vg_app_set_batch_scheduling(app, false), 0);
+    ck_assert_int_eq(vg_app_set_batch_scheduling(app, true), 0);
     ck_assert_int_eq(vg_app_set_logger(app, NULL, NULL, VG_LOG_DEBUG), 0);
     ck_assert_int_eq(vg_app_set_logger(app, capture_log, &log, VG_LOG_ERROR), 0);
 
@@ -340,6 +343,7 @@ START_TEST(test_settings)
     ck_assert_int_eq(vg_app_set_max_connections(NULL, 100), -EINVAL);
     ck_assert_int_eq(vg_app_set_body_limit(NULL, 100), -EINVAL);
     ck_assert_int_eq(vg_app_set_disconnect_watch(NULL, true), -EINVAL);
+    ck_assert_int_eq(vg_app_set_batch_scheduling(NULL, true), -EINVAL);
     ck_assert_int_eq(vg_app_set_logger(NULL, NULL, NULL, VG_LOG_ERROR), -EINVAL);
     ck_assert_int_eq(vg_app_start(NULL), -EINVAL);
     ck_assert_int_eq(vg_app_run(NULL), -EINVAL);
@@ -358,6 +362,7 @@ START_TEST(test_settings)
     ck_assert_int_eq(vg_app_set_max_connections(app, 100), -EBUSY);
     ck_assert_int_eq(vg_app_set_body_limit(app, 100), -EBUSY);
     ck_assert_int_eq(vg_app_set_disconnect_watch(app, true), -EBUSY);
+    ck_assert_int_eq(vg_app_set_batch_scheduling(app, false), -EBUSY);
     ck_assert_int_eq(vg_app_set_logger(app, NULL, NULL, VG_LOG_ERROR), -EBUSY);
     /* Bad values are still refused, one way or the other. */
     ck_assert_int_lt(vg_app_set_workers(app, 0), 0);
@@ -372,6 +377,61 @@ START_TEST(test_settings)
     ck_assert_int_eq(vg_app_set_workers(app, 4), -EBUSY);
     vg_app_free(app);
     log_capture_destroy(&log);
+}
+END_TEST
+
+/* Answers the scheduling policy of the thread the handler runs on. */
+static vg_result *policy_name(vg_request *req, void *arg)
+{
+    struct sched_param sp;
+    int policy = -1;
+
+    (void)req;
+    (void)arg;
+    pthread_getschedparam(pthread_self(), &policy, &sp);
+    return vg_text(policy == SCHED_BATCH   ? "batch"
+                   : policy == SCHED_OTHER ? "other"
+                                           : "something else");
+}
+
+/* GET `path` answers 200 with `want`. */
+static void assert_policy(unsigned short port, const char *path,
+                          const char *want)
+{
+    tu_response r = tu_get(port, path);
+
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, want);
+    tu_response_free(&r);
+}
+
+/* Worker routes and inline routes (libmicrohttpd's thread) run under
+ * SCHED_BATCH by default and under SCHED_OTHER when it is turned off; the
+ * thread that starts the app is never touched. */
+START_TEST(test_batch_scheduling)
+{
+    for (int on = 1; on >= 0; on--) {
+        vg_app *app = tu_app_new();
+        const char *want = on ? "batch" : "other";
+        struct sched_param sp;
+        int policy = -1;
+
+        if (!on)
+            ck_assert_int_eq(vg_app_set_batch_scheduling(app, false), 0);
+        ck_assert_int_eq(vg_app_set_workers(app, 2), 0);
+        ck_assert_int_eq(vg_map_get(app, "/worker", policy_name, NULL), 0);
+        ck_assert_int_eq(vg_map_get(app, "/inline", policy_name, NULL), 0);
+        ck_assert_int_eq(vg_map_inline(app, "GET", "/inline", true), 0);
+        tu_start(app);
+        /* Several requests: each may land on another worker or MHD thread. */
+        for (int i = 0; i < 8; i++) {
+            assert_policy(vg_app_port(app), "/worker", want);
+            assert_policy(vg_app_port(app), "/inline", want);
+        }
+        pthread_getschedparam(pthread_self(), &policy, &sp);
+        ck_assert_int_eq(policy, SCHED_OTHER);
+        vg_app_free(app);
+    }
 }
 END_TEST
 
@@ -1110,6 +1170,7 @@ static Suite *app_suite(void)
 
     tc = tcase_create("config");
     tcase_add_test(tc, test_settings);
+    tcase_add_test(tc, test_batch_scheduling);
     tcase_add_test(tc, test_map_errors);
     tcase_add_test(tc, test_logger_gets_errors);
     tcase_add_test(tc, test_logger_lifecycle_info);

@@ -107,10 +107,10 @@ static bool all_idle(vg__pool *pool, unsigned n)
 START_TEST(test_new_rejects_zero_threads)
 {
     errno = 0;
-    ck_assert_ptr_null(vg__pool_new(0, 10, 1, 100));
+    ck_assert_ptr_null(vg__pool_new(0, 10, 1, 100, false));
     ck_assert_int_eq(errno, EINVAL);
     errno = 0;
-    ck_assert_ptr_null(vg__pool_new(2, 10, 0, 100));
+    ck_assert_ptr_null(vg__pool_new(2, 10, 0, 100, false));
     ck_assert_int_eq(errno, EINVAL);
     vg__pool_free(NULL); /* a no-op */
 }
@@ -119,7 +119,7 @@ END_TEST
 /* With its only worker held, tasks wait and then run in submission order. */
 START_TEST(test_fifo_while_busy)
 {
-    vg__pool *pool = vg__pool_new(1, 64, 1, 100);
+    vg__pool *pool = vg__pool_new(1, 64, 1, 100, false);
     job blocker, jobs[20];
     board b;
     int i;
@@ -151,7 +151,7 @@ END_TEST
  * count, and room comes back as workers take tasks. */
 START_TEST(test_queue_bound)
 {
-    vg__pool *pool = vg__pool_new(2, 3, 1, 100);
+    vg__pool *pool = vg__pool_new(2, 3, 1, 100, false);
     job held[2], waiting[4];
     board b;
     int i;
@@ -187,7 +187,7 @@ END_TEST
  * the queued task: here fresh_us is 60 s, so only the monitor can. */
 START_TEST(test_blocked_fresh_worker_does_not_starve)
 {
-    vg__pool *pool = vg__pool_new(3, 64, 1, 60u * 1000 * 1000);
+    vg__pool *pool = vg__pool_new(3, 64, 1, 60u * 1000 * 1000, false);
     job blocker, next;
     board b;
 
@@ -214,7 +214,7 @@ END_TEST
  * it is done. */
 START_TEST(test_fresh_worker_takes_the_queue)
 {
-    vg__pool *pool = vg__pool_new(4, 64, 1, 60u * 1000 * 1000);
+    vg__pool *pool = vg__pool_new(4, 64, 1, 60u * 1000 * 1000, false);
     job blocker, jobs[10];
     board b;
     int i;
@@ -257,7 +257,7 @@ static void count_run(vg__task *task)
 /* Freeing the pool runs every task still queued before joining. */
 START_TEST(test_free_runs_queued)
 {
-    vg__pool *pool = vg__pool_new(1, 1000, 1, 100);
+    vg__pool *pool = vg__pool_new(1, 1000, 1, 100, false);
     job blocker;
     vg__task tasks[500];
     board b;
@@ -312,7 +312,7 @@ static void *submit_main(void *arg)
 START_TEST(test_concurrent_submitters)
 {
     enum { THREADS = 4, PER = 5000 };
-    vg__pool *pool = vg__pool_new(3, 64, 1, 100);
+    vg__pool *pool = vg__pool_new(3, 64, 1, 100, false);
     static vg__task tasks[THREADS][PER];
     submitter s[THREADS];
     pthread_t t[THREADS];
