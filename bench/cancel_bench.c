@@ -12,7 +12,7 @@
  * (vg_app_stats in_flight back to 0), so iterations never overlap.
  *
  * Usage: cancel_bench [--n N] [--no-watch] [--wait-ms MS] [--warmup W]
- *                     [--abort-after-ms A]
+ *                     [--abort-after-ms A] [--no-batch]
  *   --abort-after-ms A  let the handler run A ms before the client leaves
  *                (default 0: at once). The watcher arms a socket after its
  *                request has been suspended 1 ms, so A >= 2 measures the
@@ -23,6 +23,7 @@
  *                out after WAIT_MS; the report counts those timeouts
  *   --wait-ms MS how long the handler waits on its token (default 5000)
  *   --warmup W   uncounted FIN iterations first (default 5)
+ *   --no-batch   vg_app_set_batch_scheduling(app, false), for comparison
  * Goal (watcher on): p99 <= 5 ms, no timeouts, every reason CLIENT_GONE.
  * Exit status: 0, or 1 if the benchmark itself failed (could not start,
  * a handler never started, or -- with the watcher on -- a timeout or a
@@ -254,7 +255,7 @@ static double pct(const double *v, int n, double p)
 static void usage(void)
 {
     fprintf(stderr, "usage: cancel_bench [--n N] [--no-watch] [--wait-ms MS]"
-                    " [--warmup W] [--abort-after-ms A]\n");
+                    " [--warmup W] [--abort-after-ms A] [--no-batch]\n");
 }
 
 static bool arg_int(int argc, char **argv, int *i, const char *name, int lo,
@@ -282,7 +283,7 @@ static bool arg_int(int argc, char **argv, int *i, const char *name, int lo,
 int main(int argc, char **argv)
 {
     int n = -1, warmup = 5, i, m, rc, status = 0;
-    bool watch = true;
+    bool watch = true, batch = true;
     pthread_condattr_t ca;
     mode_result modes[2] = { { .name = "fin", .rst = false },
                              { .name = "rst", .rst = true } };
@@ -293,6 +294,8 @@ int main(int argc, char **argv)
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--no-watch") == 0)
             watch = false;
+        else if (strcmp(argv[i], "--no-batch") == 0)
+            batch = false;
         else if (!arg_int(argc, argv, &i, "--n", 1, &n) &&
                  !arg_int(argc, argv, &i, "--wait-ms", 1, &g.wait_ms) &&
                  !arg_int(argc, argv, &i, "--warmup", 0, &warmup) &&
@@ -313,6 +316,7 @@ int main(int argc, char **argv)
 
     app = vg_app_new("127.0.0.1:0");
     if (app == NULL || vg_app_set_disconnect_watch(app, watch) != 0 ||
+        vg_app_set_batch_scheduling(app, batch) != 0 ||
         vg_app_set_shutdown_grace(app, 1000) != 0 ||
         vg_map_get(app, "/wait", wait_handler, NULL) != 0) {
         fprintf(stderr, "cancel_bench: cannot configure the app\n");
