@@ -21,8 +21,10 @@ TEST_PKGS=(check libcurl4-openssl-dev curl clang libclang-rt-dev valgrind python
            doxygen libunistring-dev nginx chromium)
 # The load generator, and the peers bench/run-suite compares libvolga with
 # (optional: the suite skips a peer that is missing).
+# Not libulfius-dev: it depends on libcurl4-gnutls-dev, which would remove
+# the tests' libcurl4-openssl-dev; bench/run-suite fetches its headers.
 BENCH_PKGS=(wrk curl iproute2)
-PEER_PKGS=(libulfius-dev golang-go nodejs)
+PEER_PKGS=(libulfius2.7 liborcania-dev libyder-dev zlib1g-dev golang-go nodejs)
 
 log() { printf '==> %s\n' "$*"; }
 
