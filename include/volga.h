@@ -222,12 +222,13 @@ int vg_systemd_listen_fd(void);
 
 /**
  * Binds the address (or takes the socket given with vg_app_set_listen_fd)
- * and starts serving on background threads: libmicrohttpd's (one per CPU,
- * at least 2, at most 16), the workers (vg_app_set_workers; a sleeping
- * worker is woken only when no awake one will take the request soon), one
- * that watches the queue for workers stuck in a handler, the disconnect
- * and deadline watcher (unless neither is used) and a supervisor for
- * shutdown. Returns 0, or -EADDRINUSE, -EACCES, -EADDRNOTAVAIL (from bind),
+ * and starts serving on background threads, named so that top -H, gdb and
+ * perf tell them apart: libmicrohttpd's ("MHD-worker"; one per CPU, at
+ * least 2, at most 16), the workers ("vg-worker"; vg_app_set_workers; a
+ * sleeping worker is woken only when no awake one will take the request
+ * soon), "vg-monitor", which watches the queue for workers stuck in a
+ * handler, the disconnect and deadline watcher ("vg-watcher"; unless
+ * neither is used) and "vg-supervisor" for shutdown. Returns 0, or -EADDRINUSE, -EACCES, -EADDRNOTAVAIL (from bind),
  * -EDESTADDRREQ (no address and no socket), -EALREADY if already started,
  * -EINVAL if the app was stopped (an app runs once) or another negative
  * errno-style code. On failure nothing stays running and the error is

@@ -32,6 +32,7 @@
 #include <microhttpd.h>
 
 #include "app.h"
+#include "thread.h"
 #include "mhd_glue.h"
 #include "token.h"
 #include "request.h"
@@ -603,6 +604,7 @@ static void *vg__supervisor_main(void *arg)
     vg_app *app = arg;
     uint64_t v;
 
+    vg__thread_name("vg-supervisor");
     while (read(app->stop_fd, &v, sizeof v) < 0 && errno == EINTR)
         ;
     vg__app_shutdown(app);

@@ -39,7 +39,7 @@
 #include <microhttpd.h>
 
 #include "app.h"
-#include "batch.h"
+#include "thread.h"
 #include "mhd_glue.h"
 #include "request.h"
 #include "result.h"
@@ -412,7 +412,7 @@ static void *vg__on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 
     /* libmicrohttpd's threads hand requests to workers: same policy. */
     if (app->batch)
-        vg__batch_once();
+        vg__thread_batch_once();
     req = vg__request_new(app);
     if (req == NULL)
         return NULL;

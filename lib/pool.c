@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "batch.h"
+#include "thread.h"
 #include "pool.h"
 
 /* How often the monitor looks while busy, and how long a queued task may
@@ -123,8 +123,9 @@ static void *vg__pool_main(void *arg)
     vg__pool *pool = self->pool;
     vg__task *task;
 
+    vg__thread_name("vg-worker");
     if (pool->batch)
-        (void)vg__batch_self();
+        (void)vg__thread_batch();
     pthread_mutex_lock(&pool->lock);
     while ((task = vg__pool_next(pool, self)) != NULL) {
         pthread_mutex_unlock(&pool->lock);
@@ -148,6 +149,7 @@ static void *vg__monitor_main(void *arg)
     struct timespec until;
     uint64_t now;
 
+    vg__thread_name("vg-monitor");
     pthread_mutex_lock(&pool->lock);
     while (!pool->closing) {
         now = vg__now_ns();

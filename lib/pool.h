@@ -20,7 +20,7 @@ typedef struct vg__pool vg__pool;
  * A task is queued without waking a sleeping worker while `fresh_enough`
  * workers are fresh: woken already, or running a task that started less
  * than `fresh_us` ago (see pool.c). With `batch` the workers run under
- * SCHED_BATCH (batch.h). NULL with errno on failure (nothing left
+ * SCHED_BATCH (thread.h). NULL with errno on failure (nothing left
  * running). */
 vg__pool *vg__pool_new(unsigned nthreads, unsigned max_queued,
                        unsigned fresh_enough, unsigned fresh_us, bool batch);

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "request.h"
+#include "thread.h"
 #include "watcher.h"
 
 #define VG__STOP_KEY UINT64_MAX
@@ -455,6 +456,7 @@ static void *vg__watcher_main(void *arg)
     uint64_t drain;
     int n, i;
 
+    vg__thread_name("vg-watcher");
     for (;;) {
         n = epoll_wait(w->epfd, evs, VG__BATCH, vg__next_timeout(w));
         if (n < 0) {

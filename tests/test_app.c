@@ -10,6 +10,7 @@
 #include "testutil.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -405,9 +406,83 @@ static void assert_policy(unsigned short port, const char *path,
     tu_response_free(&r);
 }
 
+/* Threads of this process named `name`, and how many of them run under
+ * `policy` (/proc/self/task/TID/comm and field 41 of .../stat). */
+static int threads_named(const char *name, int policy, int *with_policy)
+{
+    DIR *dir = opendir("/proc/self/task");
+    struct dirent *de;
+    int n = 0;
+
+    ck_assert_ptr_nonnull(dir);
+    *with_policy = 0;
+    while ((de = readdir(dir)) != NULL) {
+        char path[300], buf[1024], *p;
+        FILE *f;
+        int field;
+
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", de->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue; /* the thread ended meanwhile */
+        p = fgets(buf, sizeof buf, f);
+        fclose(f);
+        if (p == NULL || strcspn(buf, "\n") != strlen(name) ||
+            strncmp(buf, name, strlen(name)) != 0)
+            continue;
+        n++;
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", de->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        p = fgets(buf, sizeof buf, f);
+        fclose(f);
+        /* Fields after the ")" that closes the name start at field 3. */
+        if (p == NULL || (p = strrchr(buf, ')')) == NULL)
+            continue;
+        for (field = 2; field < 41 && p != NULL; field++)
+            p = strchr(p + 1, ' ');
+        if (p != NULL && atoi(p + 1) == policy)
+            (*with_policy)++;
+    }
+    closedir(dir);
+    return n;
+}
+
+/* GET /meet: returns only once two requests are in handlers at the same
+ * time, so that both workers of a two-worker app have surely started. */
+static vg_result *meet(vg_request *req, void *arg)
+{
+    tu_latch *met = arg;
+
+    (void)req;
+    tu_latch_add(met, 1);
+    return tu_latch_wait(met, 2, WAIT_MS) ? vg_text("met")
+                                           : vg_status(504);
+}
+
+/* Both workers of a two-worker app are running, named, under `policy`. */
+static void assert_workers(unsigned short port, int policy)
+{
+    client a, b;
+    int with;
+
+    client_start(&a, port, "/meet");
+    client_start(&b, port, "/meet");
+    client_join(&a);
+    client_join(&b);
+    ck_assert_int_eq(a.r.status, 200);
+    ck_assert_int_eq(b.r.status, 200);
+    tu_response_free(&a.r);
+    tu_response_free(&b.r);
+    ck_assert_int_eq(threads_named("vg-worker", policy, &with), 2);
+    ck_assert_int_eq(with, 2);
+}
+
 /* Worker routes and inline routes (libmicrohttpd's thread) run under
  * SCHED_BATCH by default and under SCHED_OTHER when it is turned off; the
- * thread that starts the app is never touched. */
+ * thread that starts the app is never touched, and the watcher, monitor
+ * and supervisor (named threads) keep the normal policy. */
 START_TEST(test_batch_scheduling)
 {
     for (int on = 1; on >= 0; on--) {
@@ -416,9 +491,13 @@ START_TEST(test_batch_scheduling)
         struct sched_param sp;
         int policy = -1;
 
+        tu_latch met;
+
+        tu_latch_init(&met);
         if (!on)
             ck_assert_int_eq(vg_app_set_batch_scheduling(app, false), 0);
         ck_assert_int_eq(vg_app_set_workers(app, 2), 0);
+        ck_assert_int_eq(vg_map_get(app, "/meet", meet, &met), 0);
         ck_assert_int_eq(vg_map_get(app, "/worker", policy_name, NULL), 0);
         ck_assert_int_eq(vg_map_get(app, "/inline", policy_name, NULL), 0);
         ck_assert_int_eq(vg_map_inline(app, "GET", "/inline", true), 0);
@@ -430,7 +509,19 @@ START_TEST(test_batch_scheduling)
         }
         pthread_getschedparam(pthread_self(), &policy, &sp);
         ck_assert_int_eq(policy, SCHED_OTHER);
+        assert_workers(vg_app_port(app), on ? SCHED_BATCH : SCHED_OTHER);
+        {
+            static const char *const normal[] = {"vg-watcher", "vg-monitor",
+                                                 "vg-supervisor"};
+            int with;
+
+            for (size_t i = 0; i < sizeof normal / sizeof normal[0]; i++) {
+                ck_assert_int_eq(threads_named(normal[i], SCHED_OTHER, &with), 1);
+                ck_assert_int_eq(with, 1);
+            }
+        }
         vg_app_free(app);
+        tu_latch_destroy(&met);
     }
 }
 END_TEST
@@ -838,10 +929,8 @@ START_TEST(test_graceful_stop_inflight)
     ck_assert_int_eq(atomic_load(&g.fast_saw_stop), 1);
     ck_assert_int_eq(fast.r.status, 200);
     ck_assert_str_eq(fast.r.body, "fast");
-    /* The blocked one was woken by its token, cancelled for shutdown, and
-     * its client got a 503 or a closed connection, never the late body. */
-    ck_assert_int_eq(atomic_load(&g.block_woke), 1);
-    ck_assert_int_eq(atomic_load(&g.block_reason), VG_CANCEL_SHUTDOWN);
+    /* The blocked one's client got a 503 or a closed connection, never the
+     * late body. */
     ck_assert_msg(slow.r.status == 503 ||
                       (slow.r.status == 0 && slow.r.curl_code != CURLE_OK),
                   "blocked request answered %ld (curl %d)", slow.r.status,
@@ -852,8 +941,12 @@ START_TEST(test_graceful_stop_inflight)
     ck_assert_uint_eq(st.cancelled_client_gone, 0);
     ck_assert_uint_eq(st.cancelled_timeout, 0);
 
+    /* The 503 does not wait for the handler to notice its token; free
+     * waits for the handler: it was woken by its token, for shutdown. */
     vg_app_free(app);
     ck_assert_int_eq(atomic_load(&g.block_done), 1);
+    ck_assert_int_eq(atomic_load(&g.block_woke), 1);
+    ck_assert_int_eq(atomic_load(&g.block_reason), VG_CANCEL_SHUTDOWN);
     tu_response_free(&fast.r);
     tu_response_free(&slow.r);
     grace_destroy(&g);

@@ -1,6 +1,7 @@
-/* batch.c - the scheduling policy of the library's throughput threads.
+/* thread.c - what the library's own threads are: their names, and the
+ * scheduling policy of those that hand requests around.
  *
- * Why: a request answered by a worker crosses two threads, libmicrohttpd's
+ * Why SCHED_BATCH: a request answered by a worker crosses two threads, libmicrohttpd's
  * and the worker's. With both under SCHED_OTHER, each wake-up may preempt
  * the thread that caused it, and on a busy CPU the two ping-pong once per
  * request. Under SCHED_BATCH a woken thread waits for the current one to
@@ -10,16 +11,25 @@
 #include "config.h"
 #endif
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* SCHED_BATCH */
+#define _GNU_SOURCE /* SCHED_BATCH, pthread_setname_np */
 #endif
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
 
-#include "batch.h"
+#include "thread.h"
 
-int vg__batch_self(void)
+void vg__thread_name(const char *name)
+{
+#ifdef __GLIBC__
+    (void)pthread_setname_np(pthread_self(), name);
+#else
+    (void)name;
+#endif
+}
+
+int vg__thread_batch(void)
 {
 #ifdef SCHED_BATCH
     struct sched_param sp = {0};
@@ -38,12 +48,12 @@ int vg__batch_self(void)
 #endif
 }
 
-void vg__batch_once(void)
+void vg__thread_batch_once(void)
 {
     static _Thread_local bool done;
 
     if (done)
         return;
     done = true;
-    (void)vg__batch_self();
+    (void)vg__thread_batch();
 }
