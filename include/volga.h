@@ -187,7 +187,7 @@ int vg_app_set_disconnect_watch(vg_app *app, bool on);
  *  SCHED_BATCH policy (default true). Such a thread does not preempt the
  *  running one when woken, so requests pass between libmicrohttpd's threads
  *  and the workers in batches rather than one context switch each: about
- *  0.2 instead of 0.6 switches and 7-18% less CPU per request on a 2-core
+ *  0.2 instead of 0.6 switches and 7-30% less CPU per request on a 2-core
  *  machine under load (bench/RESULTS.md). The price: when other programs keep the
  *  CPUs busy, a woken worker may wait up to a scheduler time slice (a few
  *  milliseconds) longer to run. Threads a handler creates inherit the
