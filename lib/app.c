@@ -32,6 +32,7 @@
 #include <microhttpd.h>
 
 #include "app.h"
+#include "clock.h"
 #include "thread.h"
 #include "mhd_glue.h"
 #include "token.h"
@@ -133,13 +134,7 @@ vg_app *vg_app_new(const char *address)
     app->stop_fd = -1;
     vg__log_init_default(&app->log);
     pthread_mutex_init(&app->lock, NULL);
-    {
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&app->cond, &ca);
-        pthread_condattr_destroy(&ca);
-    }
+    vg__cond_init_monotonic(&app->cond);
     return app;
 }
 
@@ -705,13 +700,7 @@ static void vg__wait_zero(vg_app *app, atomic_ullong *counter, unsigned ms)
 {
     struct timespec deadline;
 
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += ms / 1000;
-    deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    vg__clock_deadline(&deadline, (uint64_t)ms * 1000000u);
     pthread_mutex_lock(&app->lock);
     while (atomic_load(counter) != 0)
         if (pthread_cond_timedwait(&app->cond, &app->lock, &deadline) ==

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 void vg_log_stderr(vg_log_level level, const char *msg, void *arg)
@@ -42,7 +43,5 @@ void vg__logf(const vg__log *log, vg_log_level level, const char *fmt, ...)
 
 double vg__now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+    return (double)vg__clock_ns() / 1e6;
 }

@@ -20,8 +20,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "thread.h"
+#include "clock.h"
 #include "pool.h"
+#include "thread.h"
 
 /* How often the monitor looks while busy, and how long a queued task may
  * wait before it wakes a worker whatever the fresh ones do. */
@@ -57,14 +58,6 @@ struct vg__pool {
     vg__worker *workers;
     pthread_t threads[];
 };
-
-static uint64_t vg__now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Workers that will look at the queue soon without being woken. Called
  * with the lock held. */
@@ -112,7 +105,7 @@ static vg__task *vg__pool_next(vg__pool *pool, vg__worker *self)
         if (pool->head == NULL)
             pool->tail = NULL;
         self->running = true;
-        self->started_ns = vg__now_ns();
+        self->started_ns = vg__clock_ns();
     }
     return task;
 }
@@ -152,7 +145,7 @@ static void *vg__monitor_main(void *arg)
     vg__thread_name("vg-monitor");
     pthread_mutex_lock(&pool->lock);
     while (!pool->closing) {
-        now = vg__now_ns();
+        now = vg__clock_ns();
         if (pool->head != NULL && pool->idle > pool->woken &&
             now - pool->head->queued_ns >= VG__MONITOR_NS)
             vg__wake_one(pool);
@@ -162,12 +155,7 @@ static void *vg__monitor_main(void *arg)
             pool->monitor_parked = false;
             continue;
         }
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += VG__MONITOR_NS;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
+        vg__clock_deadline(&until, VG__MONITOR_NS);
         pthread_cond_timedwait(&pool->tick, &pool->lock, &until);
     }
     pthread_mutex_unlock(&pool->lock);
@@ -176,7 +164,7 @@ static void *vg__monitor_main(void *arg)
 
 bool vg__pool_submit(vg__pool *pool, vg__task *task)
 {
-    uint64_t now = vg__now_ns();
+    uint64_t now = vg__clock_ns();
 
     task->next = NULL;
     task->queued_ns = now;
@@ -221,13 +209,7 @@ bool vg__pool_wait_idle(vg__pool *pool, unsigned n, int ms)
     struct timespec until;
     bool ok;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    vg__clock_deadline(&until, (uint64_t)ms * 1000000u);
     pthread_mutex_lock(&pool->lock);
     pool->idle_waiters++;
     while (pool->idle != n &&
@@ -278,14 +260,8 @@ vg__pool *vg__pool_new(unsigned nthreads, unsigned max_queued,
         return NULL;
     }
     pthread_mutex_init(&pool->lock, NULL);
-    {
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&pool->tick, &ca);
-        pthread_cond_init(&pool->idled, &ca);
-        pthread_condattr_destroy(&ca);
-    }
+    vg__cond_init_monotonic(&pool->tick);
+    vg__cond_init_monotonic(&pool->idled);
     pthread_cond_init(&pool->wake, NULL);
     pool->nthreads = nthreads;
     pool->max_queued = max_queued;

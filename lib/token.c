@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "token.h"
 
 /* One registered callback, in the token's list in registration order. */
@@ -103,25 +104,6 @@ static unsigned long vg__new_id(void)
         id = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed);
     while (id == 0);
     return id;
-}
-
-/*
- * The condition variable measures timeouts on CLOCK_MONOTONIC so that a
- * wall-clock change (NTP, an administrator) neither cuts a wait short nor
- * stretches it. Returns 0 or an error number.
- */
-static int vg__cond_init_monotonic(pthread_cond_t *cond)
-{
-    pthread_condattr_t attr;
-    int rc = pthread_condattr_init(&attr);
-
-    if (rc != 0)
-        return rc;
-    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(cond, &attr);
-    pthread_condattr_destroy(&attr);
-    return rc;
 }
 
 /* A fresh, uncancelled token with one reference, or NULL with errno set. */
@@ -493,18 +475,6 @@ bool vg_token_off(vg_token *tok, unsigned long id)
     return removed;
 }
 
-/* The CLOCK_MONOTONIC time `ms` milliseconds from now. */
-static void vg__deadline_in(struct timespec *ts, int ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 bool vg_token_wait(vg_token *tok, int timeout_ms)
 {
     struct timespec deadline;
@@ -517,7 +487,7 @@ bool vg_token_wait(vg_token *tok, int timeout_ms)
     if (timeout_ms == 0)
         return false;
     if (timeout_ms > 0)
-        vg__deadline_in(&deadline, timeout_ms);
+        vg__clock_deadline(&deadline, (uint64_t)timeout_ms * 1000000u);
 
     /* The reason is checked under the mutex and the canceller broadcasts
      * under it after setting the reason, so a wakeup cannot fall between

@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "request.h"
 #include "thread.h"
 #include "watcher.h"
@@ -91,14 +92,12 @@ struct vg__watcher {
 
 static uint64_t vg__clock_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return vg__clock_ns() / 1000u;
 }
 
 static uint64_t vg__clock_ms(void)
 {
-    return vg__clock_us() / 1000u;
+    return vg__clock_ns() / 1000000u;
 }
 
 /* Appends `slot` to the arming list; the caller holds the lock. Returns
