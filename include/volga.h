@@ -64,6 +64,12 @@ typedef struct vg_result vg_result;
 typedef struct vg_token vg_token;
 /** A response body written incrementally (chunked), from any thread. */
 typedef struct vg_stream vg_stream;
+/** The rest of a request's chain (inner middleware, then the handler),
+ *  borrowed by a middleware for one call. */
+typedef struct vg_next vg_next;
+/** A route prefix with its own middleware, filters and deadline; owned by
+ *  its app. */
+typedef struct vg_group vg_group;
 
 /**
  * A route handler. Runs on a worker thread while the request's connection is
@@ -345,6 +351,207 @@ int vg_map_inline(vg_app *app, const char *method, const char *pattern,
 /** @} */
 
 /* ------------------------------------------------------------------------ */
+/** @name Pipeline: middleware, filters, groups, fallbacks and errors
+ *
+ * What runs around a handler, in this order for a request that a route
+ * matches:
+ *   1. filters (vg_app_filter, then each enclosing group's vg_group_filter
+ *      from the outermost in), on libmicrohttpd's thread, before the
+ *      request is handed to a worker: quick yes/no decisions (a CORS
+ *      preflight, a rate limit) that must cost no hand-off;
+ *   2. middleware (vg_app_use, then each enclosing group's vg_group_use
+ *      from the outermost in), on the handler's thread, each wrapping the
+ *      rest of the chain: it may run code before, call vg_next_run at most
+ *      once, or answer itself without calling it (a 401), and then
+ *      decorate, replace or free what came back;
+ *   3. the handler. Results unwind through the middleware in reverse.
+ * Every route's chain is resolved once at start into a fixed array, so a
+ * request walks it without a lock or an allocation, and a route in groups
+ * costs nothing more to match than the same route mapped on the app.
+ *
+ * The library's own answers to routing misses (404, 405, OPTIONS on a
+ * routed path, OPTIONS *) and the fallback pass through the app's filters
+ * and middleware too (not through any group's). With no app middleware
+ * they are answered at once on libmicrohttpd's thread; with some they run
+ * on a worker like a handler, so that no middleware ever runs on
+ * libmicrohttpd's thread unless its route is inline.
+ *
+ * Middleware sees the request's token: a client leaving while a middleware
+ * blocks cancels it exactly as in a handler. A deferred or streamed result
+ * passes back through the chain as a result like any other; nothing may be
+ * set on the deferred marker (vg_result_is_deferred), and code that must
+ * run when such a request really ends belongs in a completion hook
+ * (vg_app_on_complete). All registration happens before vg_app_start, from
+ * the configuring thread; each returns -EBUSY once started.
+ * @{
+ */
+
+/**
+ * A middleware: `next` is the rest of the chain, borrowed for this call.
+ * Return vg_next_run(next)'s result (possibly decorated), another result
+ * (freeing the one that came back), or a result of its own without calling
+ * vg_next_run. Returning NULL answers 500. Runs on the thread that runs the
+ * handler: a worker, or libmicrohttpd's thread for an inline route (then it
+ * must not block either). `arg` is the pointer given at registration.
+ */
+typedef vg_result *(*vg_middleware)(vg_request *req, vg_next *next,
+                                    void *arg);
+
+/**
+ * Runs the rest of the chain (inner middleware, then the handler) and
+ * returns its result, owned by the caller: return it, decorate it
+ * (vg_result_set_header), or free it and return another. At most once per
+ * call of a middleware: a second call returns NULL with errno EALREADY (and
+ * NULL `next` gives EINVAL). A NULL result from the inner chain means it
+ * failed (500 unless replaced). The middleware's thread.
+ */
+vg_result *vg_next_run(vg_next *next);
+
+/** Adds a middleware around every request the app answers, the library's
+ *  own 404/405/OPTIONS and the fallback included; the first added is the
+ *  outermost. Returns 0, -EINVAL (NULL app or fn), -EBUSY or -ENOMEM. */
+int vg_app_use(vg_app *app, vg_middleware fn, void *arg);
+
+/**
+ * A filter: a quick decision made on libmicrohttpd's thread before the
+ * request is handed to a worker. Return NULL to let the request through,
+ * or a result to answer it at once (it then skips the middleware and the
+ * handler). It must not block, defer or start a stream; it may use
+ * vg_request_add_response_header and vg_request_set_data to prepare what
+ * the rest of the chain needs. The request's path, headers, body and
+ * route are all available.
+ */
+typedef vg_result *(*vg_filter)(vg_request *req, void *arg);
+
+/** Adds a filter for every request the app answers (misses included), in
+ *  registration order. Returns as vg_app_use. */
+int vg_app_filter(vg_app *app, vg_filter fn, void *arg);
+
+/**
+ * A group of routes under `prefix` ("/api/v1"; "/" for none), owned by the
+ * app and valid until vg_app_free. The prefix follows the pattern rules
+ * (literals and {params}, no {*rest}, no trailing '/'). NULL with errno
+ * EINVAL (NULL app, bad prefix), EBUSY or ENOMEM. The configuring thread.
+ */
+vg_group *vg_app_group(vg_app *app, const char *prefix);
+/** A group nested in `g`: its prefix is joined to g's ("/api" then "/v1":
+ *  "/api/v1"), its middleware and filters run after g's. As vg_app_group. */
+vg_group *vg_group_group(vg_group *g, const char *prefix);
+/** Adds a middleware for the group's routes and its nested groups'. */
+int vg_group_use(vg_group *g, vg_middleware fn, void *arg);
+/** Adds a filter for the group's routes and its nested groups'. */
+int vg_group_filter(vg_group *g, vg_filter fn, void *arg);
+/**
+ * Maps `method` on the group's prefix joined with `pattern` ("/users/{id}"
+ * in "/api": "/api/users/{id}"; "/" maps the prefix itself), exactly as
+ * vg_map would with the joined pattern, so vg_map_timeout and
+ * vg_map_inline take the joined pattern. Returns as vg_map; errors and log
+ * lines name the joined pattern.
+ */
+int vg_group_map(vg_group *g, const char *method, const char *pattern,
+                 vg_handler fn, void *arg);
+/** vg_group_map for GET (and so HEAD). */
+int vg_group_map_get(vg_group *g, const char *pattern, vg_handler fn,
+                     void *arg);
+/** vg_group_map for POST. */
+int vg_group_map_post(vg_group *g, const char *pattern, vg_handler fn,
+                      void *arg);
+/** vg_group_map for PUT. */
+int vg_group_map_put(vg_group *g, const char *pattern, vg_handler fn,
+                     void *arg);
+/** vg_group_map for PATCH. */
+int vg_group_map_patch(vg_group *g, const char *pattern, vg_handler fn,
+                       void *arg);
+/** vg_group_map for DELETE. */
+int vg_group_map_delete(vg_group *g, const char *pattern, vg_handler fn,
+                        void *arg);
+/** A deadline for the group's routes and its nested groups' (0: none),
+ *  instead of the app's; a nested group's own and a route's own
+ *  (vg_map_timeout) win. Returns 0, -EINVAL or -EBUSY. */
+int vg_group_set_timeout(vg_group *g, unsigned ms);
+
+/**
+ * Answers paths that no route matches with `fn(req, arg)` instead of the
+ * built-in 404 (a path with routes for other methods still gets 405, and
+ * OPTIONS on it 204). It runs like any handler: on a worker, with the app's
+ * deadline, a token and the app's middleware; vg_request_route is NULL.
+ * NULL fn restores the 404. Returns 0, -EINVAL or -EBUSY.
+ */
+int vg_app_set_fallback(vg_app *app, vg_handler fn, void *arg);
+
+/**
+ * Builds the answer to an error the library gives itself: 400 (a malformed
+ * request), 404, 405, 413, 415, 431 where libmicrohttpd lets it, 429, 500
+ * (a handler returned NULL), 503 (busy, or shutting down), 504 (deadline).
+ * `detail` is a short static English text ("not found"); `req` is borrowed
+ * for the call, and for errors found before the request was parsed its
+ * path is NULL (method and vg_request_target are set). The status of what
+ * it returns is set to `status`; headers the library needs (Allow,
+ * Retry-After, Connection: close) are added. NULL means the built-in
+ * plain-text answer. It runs on whichever thread answers: libmicrohttpd's
+ * (400, 404/405 without app middleware, 413), a worker (404/405 through
+ * middleware, 500), the watcher (504) or the shutdown supervisor (503), so
+ * it must be thread-safe and must not block.
+ */
+typedef vg_result *(*vg_error_fn)(const vg_request *req, unsigned status,
+                                  const char *detail, void *arg);
+
+/** Sets the app's error builder (NULL: the built-in plain text). Returns
+ *  0, -EINVAL or -EBUSY. */
+int vg_app_set_error_handler(vg_app *app, vg_error_fn fn, void *arg);
+
+/**
+ * An RFC 9457 problem document: `status` with Content-Type
+ * "application/problem+json" and the body {"type":"about:blank",
+ * "title":<the status's reason phrase>,"status":status,"detail":detail}
+ * (no "detail" member when `detail` is NULL). NULL with errno EINVAL (a
+ * status outside 200-999) or ENOMEM. Any thread.
+ */
+vg_result *vg_problem(unsigned status, const char *detail);
+
+/**
+ * Adds (or replaces) the extension member `member` of a problem result;
+ * steals `value` in every case. Returns `res`; for a result that is not a
+ * problem document, a reserved or NULL member, or no memory, frees `res`
+ * and returns NULL (which answers 500), so calls chain like
+ * vg_result_set_header. NULL res returns NULL.
+ */
+vg_result *vg_problem_set(vg_result *res, const char *member, json_t *value);
+
+/** Makes every error the library answers a problem document (see
+ *  vg_app_set_error_handler): a 504 carries "cancelled": "timeout" and a 503
+ *  at shutdown "cancelled": "shutdown". Replaces any error handler. Returns
+ *  0, -EINVAL or -EBUSY. */
+int vg_app_use_problem_details(vg_app *app);
+
+/** What a completion hook learns about a request that has ended. */
+typedef struct {
+    const vg_request *req;   /**< borrowed for the call: accessors work */
+    const char *method;      /**< as sent ("-" if never read) */
+    const char *target;      /**< the request-target as sent ("-" if none) */
+    const char *route;       /**< the matched pattern, NULL if none */
+    unsigned status;         /**< the status sent, 0 if none was */
+    unsigned long long body_bytes; /**< response body bytes handed to the
+                                        connection */
+    double duration_ms;      /**< from the request line to the end */
+    vg_cancel_reason cancelled; /**< why its token fired, or VG_CANCEL_NONE */
+} vg_completion;
+
+/** A completion hook; see vg_app_on_complete. */
+typedef void (*vg_complete_fn)(const vg_completion *c, void *arg);
+
+/**
+ * Calls `fn(c, arg)` once for every request when it has really ended: its
+ * answer sent (or the connection lost), a deferred request finished, a
+ * stream ended. Runs on libmicrohttpd's thread: it must not block (count,
+ * log, hand off). Hooks run in registration order; the access log (see
+ * vg_app_set_logger) is one of them. Returns as vg_app_use.
+ */
+int vg_app_on_complete(vg_app *app, vg_complete_fn fn, void *arg);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
 /** @name Requests
  *
  * Everything here reads a request borrowed by a handler; strings stay valid
@@ -373,6 +580,62 @@ json_t *vg_request_json(vg_request *req);
 /** The request's own cancellation token; never NULL; borrowed (take a
  *  vg_token_ref to keep it past the handler). See the token section. */
 vg_token *vg_request_token(vg_request *req);
+
+/**
+ * Calls `fn(name, value, arg)` for every request header in the order the
+ * client sent them, duplicates included (names as sent; two Cookie fields
+ * are reported as sent). Stops at the first non-zero return of `fn` and
+ * returns that value; returns 0 after the last header, -EINVAL for a NULL
+ * argument. The strings are borrowed for the call. Any thread that may read
+ * the request.
+ */
+int vg_request_headers(const vg_request *req,
+                       int (*fn)(const char *name, const char *value,
+                                 void *arg),
+                       void *arg);
+/** The connected peer's IP address as text ("127.0.0.1", "::1"; an
+ *  IPv4-mapped IPv6 peer is shown as IPv4), or NULL if unknown. Borrowed
+ *  for the request's life. Any thread that may read the request. */
+const char *vg_request_client_addr(const vg_request *req);
+/** The request-target exactly as sent ("/users/7?x=1"). */
+const char *vg_request_target(const vg_request *req);
+/** The pattern of the route that matched, as it was mapped (a group's
+ *  prefix included: "/api/v1/users/{id}"), or NULL when no route matched
+ *  (404, 405, OPTIONS answered by the library, the fallback). Bounded in
+ *  number by the app's routes: a good label for metrics. */
+const char *vg_request_route(const vg_request *req);
+/** The methods the request's path serves, as in an Allow header ("GET,
+ *  HEAD, POST, OPTIONS"), or NULL when no route has the path. */
+const char *vg_request_allow(const vg_request *req);
+
+/**
+ * Attaches `value` to the request under `key`, the address of something of
+ * the caller's (a static variable), so that independent middleware never
+ * collide. Setting a key again replaces the value (the old one's free_fn
+ * runs). `free_fn(value)` (may be NULL) runs once when the request ends:
+ * after the handler, or for a deferred or streamed request when it is
+ * finished and its connection is done with it, on whichever thread drops
+ * the request last. Returns 0, -EINVAL (NULL req or key) or -ENOMEM (then
+ * free_fn has run on value). Call it from the thread that runs the
+ * request's filters, middleware or handler, never from two threads at once.
+ */
+int vg_request_set_data(vg_request *req, const void *key, void *value,
+                        void (*free_fn)(void *));
+/** The value attached under `key`, or NULL. Same threads as
+ *  vg_request_set_data. */
+void *vg_request_data(const vg_request *req, const void *key);
+
+/**
+ * Adds a header (copied) to the response this request will get, whichever
+ * it is: the handler's result, a middleware's, an error the library
+ * answers itself (404, 405, 504...) or a deferred request's answer. This is
+ * how a filter decorates answers it does not make (CORS, request IDs, rate
+ * limit headers). Headers added after the answer was built are ignored.
+ * Returns 0, -EINVAL (bad name or value, as vg_result_set_header) or
+ * -ENOMEM. Any thread that may read the request.
+ */
+int vg_request_add_response_header(vg_request *req, const char *name,
+                                   const char *value);
 
 /** @} */
 
@@ -409,6 +672,17 @@ vg_result *vg_result_set_header(vg_result *res, const char *name,
                                 const char *value);
 /** Frees a result that was never returned to the library. NULL is ok. */
 void vg_result_free(vg_result *res);
+
+/** The result's status; 0 for NULL and for the marker vg_defer returns.
+ *  For middleware that looks at what came back. */
+unsigned vg_result_status(const vg_result *res);
+/** The value of a header set on the result (case-insensitive; the first
+ *  one if set twice; "Content-Type" gives the content type), or NULL.
+ *  Borrowed until the result is changed or freed. */
+const char *vg_result_header(const vg_result *res, const char *name);
+/** Whether `res` is the marker vg_defer returns: the request is answered
+ *  later by vg_request_finish, and nothing may be set on it. */
+bool vg_result_is_deferred(const vg_result *res);
 
 /** @} */
 

@@ -633,6 +633,13 @@ int vg_app_start(vg_app *app)
     if (atomic_load(&app->state) != VG__APP_NEW)
         return atomic_load(&app->state) == VG__APP_RUNNING ? -EALREADY
                                                            : -EINVAL;
+    /* The access log is a completion hook like any other. */
+    if (vg__log_enabled(&app->log, VG_LOG_INFO) &&
+        vg_app_on_complete(app, vg__log_access, &app->log) != 0)
+        return -ENOMEM;
+    rc = vg__pipeline_prepare(app);
+    if (rc != 0)
+        return rc;
     app->stop_fd = eventfd(0, EFD_CLOEXEC);
     if (app->stop_fd < 0)
         return -errno;
@@ -820,6 +827,7 @@ void vg_app_free(vg_app *app)
         close(app->listen_fd);
     if (app->stop_fd >= 0)
         close(app->stop_fd);
+    vg__pipeline_free(app);
     vg__router_free(app->router);
     pthread_cond_destroy(&app->cond);
     pthread_mutex_destroy(&app->lock);

@@ -10,6 +10,7 @@
 
 #include "volga.h"
 #include "log.h"
+#include "pipeline.h"
 #include "pool.h"
 #include "router.h"
 #include "watcher.h"
@@ -42,6 +43,7 @@ struct vg_app {
     bool reuse_port;              /* SO_REUSEPORT on the socket we bind */
     vg__log log;
     vg__router *router;
+    vg__pipeline pipe;            /* middleware, groups, errors, hooks */
 
     /* Running parts. */
     atomic_int state;             /* vg__app_state */

@@ -5,18 +5,24 @@
  *   access handler, 1st .... vg__on_access: 400 on ambiguous framing, 413
  *                            early on a Content-Length over the limit
  *   upload calls ........... append to the body
- *   final call ............. vg__dispatch: parse, route (404/405 inline),
- *                            copy everything out of MHD; an inline route
- *                            runs here (vg__run_inline); otherwise suspend,
- *                            register with the watcher, queue on the pool
- *   worker ................. vg__run_handler: call the handler, build the
+ *   final call ............. vg__dispatch: copy everything out of MHD,
+ *                            route, let the pipeline pick the handler and
+ *                            run its filters (lib/pipeline.c); a filter's
+ *                            answer or the library's own (404, 405,
+ *                            OPTIONS with no app middleware) goes at once;
+ *                            an inline route runs here (vg__run_inline);
+ *                            otherwise suspend, register with the watcher,
+ *                            queue on the pool
+ *   worker ................. vg__run_handler: run the middleware chain and
+ *                            the handler (vg__pipeline_run), build the
  *                            response, win the resume and resume (or leave
  *                            it to vg_request_finish after vg_defer)
  *   (resumed) access ....... vg__answer_resumed: queue the response; a
  *                            streamed one then pulls from lib/stream.c,
  *                            parking the connection while it is empty
  *   request completed ...... vg__on_completed: cancel the token unless the
- *                            request completed OK; drop MHD's reference
+ *                            request completed OK; run the completion
+ *                            hooks (the access log); drop MHD's reference
  *
  * Resume arbitration (DESIGN.md fact 4): the worker (or a deferred
  * request's finisher, or a stream writer), the watcher (client gone,
@@ -35,12 +41,14 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <netinet/in.h>
 
 #include <microhttpd.h>
 
 #include "app.h"
 #include "thread.h"
 #include "mhd_glue.h"
+#include "pipeline.h"
 #include "request.h"
 #include "result.h"
 #include "stream.h"
@@ -54,8 +62,15 @@ void vg__glue_response_drop(struct MHD_Response *resp)
         MHD_destroy_response(resp);
 }
 
-/* Turns a result into an MHD response, consuming the result. NULL if MHD
- * refused a header or memory ran out. */
+/* What a result becomes: a response ready to queue, its status and its
+ * body size (for the completion hooks; 0 for a stream, which counts its
+ * bytes as they go). `resp` NULL: none could be built. */
+typedef struct {
+    struct MHD_Response *resp;
+    unsigned status;
+    unsigned long long len;
+} vg__reply;
+
 /* libmicrohttpd's content reader for a streamed body. */
 static ssize_t vg__stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -87,19 +102,32 @@ static struct MHD_Response *vg__stream_response(vg_result *res)
     return resp;
 }
 
-static struct MHD_Response *vg__response_from(vg_result *res)
+/* Adds one of the request's vg_request_add_response_header headers. */
+static int vg__add_request_header(const char *name, const char *value,
+                                  void *resp)
+{
+    return MHD_add_response_header(resp, name, value) == MHD_YES ? 0 : -1;
+}
+
+/* Turns a result into an MHD response, taking its body (the caller still
+ * frees the result), with the request's own response headers. NULL if MHD
+ * refused a header or memory ran out. */
+static struct MHD_Response *vg__response_from(vg_request *req, vg_result *res,
+                                              unsigned long long *len_out)
 {
     struct MHD_Response *resp;
-    size_t len, i;
-    char *body;
+    size_t len = 0, i;
+    char *body = NULL;
 
+    *len_out = 0;
     if (res->stream != NULL) {
         resp = vg__stream_response(res);
         if (resp == NULL)
             return NULL;
         goto headers;
     }
-    body = vg__result_take_body(res, &len);
+    if (vg__result_take_body(res, &body, &len) != 0)
+        return NULL;
     if (body != NULL)
         resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     else
@@ -109,6 +137,7 @@ static struct MHD_Response *vg__response_from(vg_result *res)
         free(body);
         return NULL;
     }
+    *len_out = len;
 headers:
     if (res->ctype != NULL &&
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -118,13 +147,17 @@ headers:
         if (MHD_add_response_header(resp, res->headers[i].name,
                                     res->headers[i].value) != MHD_YES)
             goto fail;
+    if (vg__request_each_response_header(req, vg__add_request_header,
+                                         resp) != 0)
+        goto fail;
     return resp;
 fail:
     MHD_destroy_response(resp);
     return NULL;
 }
 
-/* A plain-text error response (the library's own 4xx/5xx answers). */
+/* A plain-text error response from static text: the last resort when
+ * memory runs out. */
 static struct MHD_Response *vg__error_response(const char *text)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
@@ -136,17 +169,44 @@ static struct MHD_Response *vg__error_response(const char *text)
     return resp;
 }
 
-/* Builds the response for a handler's result (NULL: 500). */
-static struct MHD_Response *vg__response_for(vg_request *req, vg_result *res,
-                                             unsigned *status)
+/* The reply to an error the library answers itself, shaped by the app's
+ * error handler (lib/pipeline.c), with the header the library needs
+ * (Allow, Retry-After, Connection) if any. Falls back to static text when
+ * memory runs out, so that an answer always goes. Any thread; no lock
+ * held (the error handler is user code). */
+static vg__reply vg__error_for(vg_request *req, unsigned status,
+                               const char *detail, const char *hname,
+                               const char *hvalue)
 {
-    struct MHD_Response *resp = NULL;
+    vg_result *res = vg__pipeline_error(req, status, detail);
+    vg__reply r = {NULL, status, 0};
+
+    if (res != NULL && hname != NULL)
+        res = vg_result_set_header(res, hname, hvalue);
+    if (res != NULL) {
+        r.resp = vg__response_from(req, res, &r.len);
+        vg_result_free(res);
+    }
+    if (r.resp == NULL) {
+        r.resp = vg__error_response(detail);
+        r.len = strlen(detail);
+        if (r.resp != NULL && hname != NULL)
+            MHD_add_response_header(r.resp, hname, hvalue);
+    }
+    return r;
+}
+
+/* The reply for a handler's (or middleware's, or filter's) result, which
+ * it consumes; NULL or an unbuildable result answers 500. */
+static vg__reply vg__reply_for(vg_request *req, vg_result *res)
+{
+    vg__reply r = {NULL, 0, 0};
 
     if (res != NULL) {
-        *status = res->status;
-        resp = vg__response_from(res);
+        r.status = res->status;
+        r.resp = vg__response_from(req, res, &r.len);
         vg_result_free(res);
-        if (resp == NULL)
+        if (r.resp == NULL)
             vg__logf(&req->app->log, VG_LOG_ERROR,
                      "%s %s: the result could not be turned into a response",
                      req->method, req->path);
@@ -157,40 +217,54 @@ static struct MHD_Response *vg__response_for(vg_request *req, vg_result *res,
                  vg_token_is_cancelled(req->token) ? VG_LOG_DEBUG : VG_LOG_WARN,
                  "%s %s: handler returned NULL", req->method, req->path);
     }
-    if (resp == NULL) {
-        *status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-        resp = vg__error_response("internal server error\n");
-    }
-    return resp;
+    if (r.resp == NULL)
+        r = vg__error_for(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                          "internal server error", NULL, NULL);
+    return r;
 }
 
-/* Queues a library answer on the connection right now (inline). */
-static enum MHD_Result vg__answer_now(vg_request *req, struct MHD_Connection *conn,
-                                     unsigned status, const char *text,
-                                     const char *hname, const char *hvalue)
+/* Queues a reply (consumed) as the request's answer right now, on
+ * libmicrohttpd's thread. */
+static enum MHD_Result vg__queue(vg_request *req, struct MHD_Connection *conn,
+                                 vg__reply r)
 {
-    struct MHD_Response *resp = vg__error_response(text);
     enum MHD_Result ret;
 
-    if (resp == NULL)
+    if (r.resp == NULL)
         return MHD_NO;
-    if (hname != NULL)
-        MHD_add_response_header(resp, hname, hvalue);
     req->state = VG__REQ_ANSWERED;
-    req->sent_status = status;
-    ret = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
+    req->sent_status = r.status;
+    req->bytes_out += r.len;
+    ret = MHD_queue_response(conn, r.status, r.resp);
+    MHD_destroy_response(r.resp);
     return ret;
+}
+
+/* Queues a result (consumed; NULL: 500) as the answer right now:
+ * inline routes, filters, the library's answers. */
+static enum MHD_Result vg__answer_result(vg_request *req,
+                                         struct MHD_Connection *conn,
+                                         vg_result *res)
+{
+    return vg__queue(req, conn, vg__reply_for(req, res));
+}
+
+/* Queues an error the library answers itself right now. */
+static enum MHD_Result vg__answer_now(vg_request *req, struct MHD_Connection *conn,
+                                     unsigned status, const char *detail,
+                                     const char *hname, const char *hvalue)
+{
+    return vg__queue(req, conn, vg__error_for(req, status, detail, hname,
+                                              hvalue));
 }
 
 /* ---- Resume arbitration ---- */
 
-/* Tries to win the right to resume `req`; on success stores `resp` as the
+/* Tries to win the right to resume `req`; on success stores `r` as the
  * answer (which the re-invoked access handler queues) and counts this
- * thread in app->resuming until vg__resume_done. On failure `resp` is
+ * thread in app->resuming until vg__resume_do. On failure the reply is
  * dropped: someone else already answered, or the client is gone. */
-static bool vg__resume_win(vg_request *req, struct MHD_Response *resp,
-                           unsigned status)
+static bool vg__resume_win(vg_request *req, vg__reply r)
 {
     bool win;
 
@@ -198,15 +272,20 @@ static bool vg__resume_win(vg_request *req, struct MHD_Response *resp,
     win = req->suspended;
     if (win) {
         req->suspended = false;
-        req->response = resp;
-        req->status = status;
+        req->response = r.resp;
+        req->status = r.status;
+        req->response_len = r.len;
         atomic_fetch_add(&req->app->resuming, 1);
     }
     pthread_mutex_unlock(&req->lock);
     if (!win)
-        vg__glue_response_drop(resp);
+        vg__glue_response_drop(r.resp);
     return win;
 }
+
+/* No answer: the connection is resumed only to be closed (client gone) or
+ * to go on pulling from its stream. */
+static const vg__reply vg__no_reply = {NULL, 0, 0};
 
 /* The winner's half: out of the watcher first, while the fd is surely
  * still the client's (fact 7), then resume exactly once. */
@@ -241,7 +320,7 @@ int vg__glue_park(vg_request *req)
         /* Shutdown closed the registry: the stream ends here, and nobody
          * else can resume the connection. */
         vg__app_cancel(app, req->token, VG_CANCEL_SHUTDOWN);
-        if (vg__resume_win(req, NULL, 0))
+        if (vg__resume_win(req, vg__no_reply))
             vg__resume_do(req);
         return -ESHUTDOWN;
     }
@@ -250,7 +329,7 @@ int vg__glue_park(vg_request *req)
 
 void vg__glue_wake(vg_request *req)
 {
-    if (vg__resume_win(req, NULL, 0))
+    if (vg__resume_win(req, vg__no_reply))
         vg__resume_do(req);
 }
 
@@ -277,7 +356,7 @@ vg_result *vg_defer(vg_request *req)
 
     /* An inline handler's connection is not suspended: nothing could
      * finish it later. */
-    if (req == NULL || req->fn == NULL || req->inline_) {
+    if (req == NULL || !req->running || req->inline_) {
         errno = EINVAL;
         return NULL;
     }
@@ -293,8 +372,6 @@ vg_result *vg_defer(vg_request *req)
 int vg_request_finish(vg_request *req, vg_result *res)
 {
     vg_app *app;
-    struct MHD_Response *resp;
-    unsigned status = 0;
     bool ok;
     int rc = -ECANCELED;
 
@@ -313,8 +390,7 @@ int vg_request_finish(vg_request *req, vg_result *res)
     app = req->app;
     /* If the watcher (client gone, deadline) or shutdown already answered,
      * the win fails and the response is dropped. */
-    resp = vg__response_for(req, res, &status);
-    if (vg__resume_win(req, resp, status)) {
+    if (vg__resume_win(req, vg__reply_for(req, res))) {
         vg__resume_do(req);
         rc = 0;
     }
@@ -330,13 +406,12 @@ static void vg__run_handler(vg__task *task)
     vg_request *req = (vg_request *)task;
     vg_app *app = req->app;
     vg_result *res = NULL;
-    struct MHD_Response *resp = NULL;
-    unsigned status = 0;
+    vg__reply reply = vg__no_reply;
 
     /* A client that left while the request waited in the queue will never
      * read an answer: skip the work entirely. */
     if (!vg_token_is_cancelled(req->token)) {
-        res = req->fn(req, req->fn_arg);
+        res = vg__pipeline_run(req);
         /* Deferred: this worker's reference and the in-flight count now
          * belong to vg_request_finish, which may already have run on
          * another thread, so `req` must not be touched again here. */
@@ -346,11 +421,11 @@ static void vg__run_handler(vg__task *task)
             vg__logf(&app->log, VG_LOG_ERROR,
                      "%s %s: vg_defer was called but a result returned",
                      req->method, req->path);
-        resp = vg__response_for(req, res, &status);
+        reply = vg__reply_for(req, res);
     }
     /* With no response (skipped, or no memory at all) a win still resumes:
      * the connection then closes instead of staying suspended forever. */
-    if (vg__resume_win(req, resp, status))
+    if (vg__resume_win(req, reply))
         vg__resume_do(req);
     atomic_fetch_sub(&app->in_flight, 1);
     vg__app_notify_drain(app);
@@ -361,19 +436,21 @@ static void vg__run_handler(vg__task *task)
 
 void vg__glue_client_gone(vg_request *req)
 {
-    if (!vg__resume_win(req, NULL, 0))
+    if (!vg__resume_win(req, vg__no_reply))
         return;
     vg__app_cancel(req->app, req->token, VG_CANCEL_CLIENT_GONE);
     vg__resume_do(req);
 }
 
 /* Ends a suspended request on the library's behalf: cancel its token with
- * `why` and answer `status`. Even without a response (no memory) the winner
+ * `why` and answer `status`. The token is cancelled before the answer is
+ * built, so that the error handler sees why (a problem document says
+ * "cancelled": "timeout"). Even without a response (no memory) the winner
  * resumes; the connection is then simply closed. */
 static void vg__end_with(vg_request *req, vg_cancel_reason why,
-                         unsigned status, const char *text, bool close)
+                         unsigned status, const char *detail, bool close)
 {
-    struct MHD_Response *resp;
+    vg__reply r;
 
     /* An inline handler runs on MHD's thread right now: its token is all
      * that can be told; it answers when it returns. */
@@ -381,26 +458,30 @@ static void vg__end_with(vg_request *req, vg_cancel_reason why,
         vg__app_cancel(req->app, req->token, why);
         return;
     }
-    resp = vg__error_response(text);
-
-    if (resp != NULL && close)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    if (!vg__resume_win(req, resp, status))
+    if (!vg__resume_win(req, vg__no_reply))
         return;
     vg__app_cancel(req->app, req->token, why);
+    /* Won: nobody else touches the response until the resume below. */
+    r = vg__error_for(req, status, detail,
+                      close ? MHD_HTTP_HEADER_CONNECTION : NULL, "close");
+    pthread_mutex_lock(&req->lock);
+    req->response = r.resp;
+    req->status = r.status;
+    req->response_len = r.len;
+    pthread_mutex_unlock(&req->lock);
     vg__resume_do(req);
 }
 
 void vg__glue_deadline(vg_request *req)
 {
     vg__end_with(req, VG_CANCEL_TIMEOUT, MHD_HTTP_GATEWAY_TIMEOUT,
-                 "request timed out\n", false);
+                 "request timed out", false);
 }
 
 void vg__glue_shutdown(vg_request *req)
 {
     vg__end_with(req, VG_CANCEL_SHUTDOWN, MHD_HTTP_SERVICE_UNAVAILABLE,
-                 "shutting down\n", true);
+                 "shutting down", true);
 }
 
 /* ---- libmicrohttpd callbacks ---- */
@@ -421,28 +502,11 @@ static void *vg__on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         return NULL;
     }
     req->conn = conn;
-    if (vg__log_enabled(&app->log, VG_LOG_INFO))
+    /* Only completion hooks (the access log is one) need the clock. */
+    if (vg__pipeline_has_hooks(&app->pipe))
         req->start_ms = vg__now_ms();
     atomic_fetch_add(&app->live, 1);
     return req;
-}
-
-/* One access-log line per request, at VG_LOG_INFO: method, target as sent,
- * status (- if none was sent), duration, and why its token fired, if it
- * did. */
-static void vg__log_access(vg_app *app, vg_request *req)
-{
-    vg_cancel_reason why = vg_token_reason(req->token);
-    char status[16] = "-";
-
-    if (req->sent_status != 0)
-        snprintf(status, sizeof status, "%u", req->sent_status);
-    vg__logf(&app->log, VG_LOG_INFO, "%s %s %s %.3f ms%s%s",
-             req->method ? req->method : "-",
-             req->raw_uri ? req->raw_uri : "-", status,
-             vg__now_ms() - req->start_ms,
-             why != VG_CANCEL_NONE ? " cancelled: " : "",
-             why != VG_CANCEL_NONE ? vg_cancel_reason_name(why) : "");
 }
 
 static void vg__on_completed(void *cls, struct MHD_Connection *conn,
@@ -475,8 +539,8 @@ static void vg__on_completed(void *cls, struct MHD_Connection *conn,
                   ? VG_CANCEL_SHUTDOWN : VG_CANCEL_CLIENT_GONE;
         vg__app_cancel(app, req->token, why);
     }
-    if (req->start_ms > 0)
-        vg__log_access(app, req);
+    if (vg__pipeline_has_hooks(&app->pipe))
+        vg__pipeline_complete(req);
     atomic_fetch_add(&app->requests, 1);
     atomic_fetch_sub(&app->live, 1);
     vg__app_notify_drain(app);
@@ -510,6 +574,7 @@ static enum MHD_Result vg__copy_query(void *cls, enum MHD_ValueKind kind,
 static unsigned vg__copy_request(vg_request *req, struct MHD_Connection *conn,
                                  const char *url)
 {
+    const union MHD_ConnectionInfo *ci;
     size_t nhdr;
     int rc = vg__request_parse_target(req, url);
 
@@ -529,20 +594,13 @@ static unsigned vg__copy_request(vg_request *req, struct MHD_Connection *conn,
     if ((size_t)MHD_get_connection_values(conn, MHD_HEADER_KIND,
                                           vg__copy_header, req) != nhdr)
         return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci != NULL && ci->client_addr != NULL)
+        vg__request_set_peer(req, ci->client_addr,
+                             ci->client_addr->sa_family == AF_INET6
+                                 ? sizeof(struct sockaddr_in6)
+                                 : sizeof(struct sockaddr_in));
     return 0;
-}
-
-/* Answers a routing miss inline: nothing to hand to a worker. */
-static enum MHD_Result vg__answer_miss(vg_request *req,
-                                       struct MHD_Connection *conn,
-                                       vg__match_kind kind, const char *allow)
-{
-    if (kind == VG__MATCH_NO_METHOD)
-        return vg__answer_now(req, conn, MHD_HTTP_METHOD_NOT_ALLOWED,
-                              "method not allowed\n", MHD_HTTP_HEADER_ALLOW,
-                              allow);
-    return vg__answer_now(req, conn, MHD_HTTP_NOT_FOUND, "not found\n", NULL,
-                          NULL);
 }
 
 /* Suspends the connection and hands the request to a worker. */
@@ -551,7 +609,6 @@ static enum MHD_Result vg__suspend_and_queue(vg_app *app, vg_request *req,
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-
     req->fd = ci ? ci->connect_fd : -1;
     req->state = VG__REQ_DISPATCHED;
     req->suspended = true;
@@ -560,10 +617,10 @@ static enum MHD_Result vg__suspend_and_queue(vg_app *app, vg_request *req,
         /* Shutdown closed the registry between our check and now (or no
          * memory): nobody else knows this request, so resume it ourselves
          * with a 503 that the re-invoked handler will queue. */
-        struct MHD_Response *resp = vg__error_response("shutting down\n");
-        if (resp != NULL)
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-        if (vg__resume_win(req, resp, MHD_HTTP_SERVICE_UNAVAILABLE))
+        if (vg__resume_win(req, vg__error_for(req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                              "shutting down",
+                                              MHD_HTTP_HEADER_CONNECTION,
+                                              "close")))
             vg__resume_do(req);
         return MHD_YES;
     }
@@ -574,10 +631,10 @@ static enum MHD_Result vg__suspend_and_queue(vg_app *app, vg_request *req,
         /* Every worker is busy and the queue is full: shed load now
          * rather than let memory grow. The request never ran, so its
          * token stays uncancelled. */
-        struct MHD_Response *resp = vg__error_response("server busy\n");
-        if (resp != NULL)
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-        if (vg__resume_win(req, resp, MHD_HTTP_SERVICE_UNAVAILABLE))
+        if (vg__resume_win(req, vg__error_for(req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                              "server busy",
+                                              MHD_HTTP_HEADER_RETRY_AFTER,
+                                              "1")))
             vg__resume_do(req);
         atomic_fetch_sub(&app->in_flight, 1);
         vg__app_notify_drain(app);
@@ -587,73 +644,86 @@ static enum MHD_Result vg__suspend_and_queue(vg_app *app, vg_request *req,
     return MHD_YES;
 }
 
-/* Runs an inline route's handler right here on MHD's thread and queues its
- * answer: no suspend, no hand-off. The request is registered (without its
- * socket) so that deadlines and shutdown can still cancel its token; a
- * deadline that passed while it ran turns the answer into a 504. */
+/* Runs an inline route's handler (and its middleware) right here on MHD's
+ * thread and queues its answer: no suspend, no hand-off. The request is
+ * registered (without its socket) so that deadlines and shutdown can still
+ * cancel its token; a deadline that passed while it ran turns the answer
+ * into a 504. */
 static enum MHD_Result vg__run_inline(vg_app *app, vg_request *req,
                                       struct MHD_Connection *conn)
 {
-    struct MHD_Response *resp;
     enum MHD_Result ret;
     vg_result *res;
-    unsigned status;
 
-    req->inline_ = true;
     if (vg__watcher_add(app->watcher, req, req->timeout_ms) != 0)
         return vg__answer_now(req, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-                              "shutting down\n", MHD_HTTP_HEADER_CONNECTION,
+                              "shutting down", MHD_HTTP_HEADER_CONNECTION,
                               "close");
     atomic_fetch_add(&app->in_flight, 1);
-    res = req->fn(req, req->fn_arg);
+    res = vg__pipeline_run(req);
     vg__watcher_remove(app->watcher, req);
     if (vg_token_reason(req->token) == VG_CANCEL_TIMEOUT) {
         vg_result_free(res);
-        res = vg__result_error(MHD_HTTP_GATEWAY_TIMEOUT, "request timed out\n");
+        res = vg__pipeline_error(req, MHD_HTTP_GATEWAY_TIMEOUT,
+                                 "request timed out");
     }
-    resp = vg__response_for(req, res, &status);
-    req->state = VG__REQ_ANSWERED;
-    req->sent_status = status;
-    ret = resp ? MHD_queue_response(conn, status, resp) : MHD_NO;
-    vg__glue_response_drop(resp);
+    ret = vg__answer_result(req, conn, res);
     atomic_fetch_sub(&app->in_flight, 1);
     vg__app_notify_drain(app);
     return ret;
 }
 
+/* What the router says about the request, in the pipeline's terms.
+ * "OPTIONS *" (asterisk-form, RFC 9112 3.2.4) asks about the server, not a
+ * path: it has nothing to match. */
+static vg__answer_kind vg__route(vg_app *app, vg_request *req, vg__match *m)
+{
+    vg__match_kind kind;
+
+    memset(m, 0, sizeof *m);
+    if (req->asterisk)
+        return VG__ANSWER_ASTERISK;
+    kind = vg__router_match(app->router, req->method,
+                            (const char *const *)req->segs, req->nseg, m);
+    return kind == VG__MATCH_FOUND       ? VG__ANSWER_HANDLER
+           : kind == VG__MATCH_NO_METHOD ? VG__ANSWER_NO_METHOD
+                                         : VG__ANSWER_NOT_FOUND;
+}
+
 static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
                                     struct MHD_Connection *conn,
-                                    const char *url, const char *method)
+                                    const char *url)
 {
     vg__match m;
-    vg__match_kind kind;
+    vg__answer_kind kind;
+    vg_result *res;
     unsigned status;
+    bool on_worker;
 
     if (req->body_too_large)
         return vg__answer_now(req, conn, MHD_HTTP_CONTENT_TOO_LARGE,
-                              "request body too large\n", NULL, NULL);
+                              "request body too large", NULL, NULL);
     status = vg__copy_request(req, conn, url);
     if (status == MHD_HTTP_BAD_REQUEST)
-        return vg__answer_now(req, conn, status, "bad request\n", NULL, NULL);
+        return vg__answer_now(req, conn, status, "bad request", NULL, NULL);
     if (status != 0)
-        return vg__answer_now(req, conn, status, "internal server error\n",
+        return vg__answer_now(req, conn, status, "internal server error",
                               NULL, NULL);
-    kind = vg__router_match(app->router, method,
-                            (const char *const *)req->segs, req->nseg, &m);
-    if (kind != VG__MATCH_FOUND)
-        return vg__answer_miss(req, conn, kind, m.allow);
-    if (atomic_load(&app->stopping))
+    kind = vg__route(app, req, &m);
+    on_worker = vg__pipeline_route(app, req, kind, &m);
+    if (on_worker && atomic_load(&app->stopping))
         return vg__answer_now(req, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-                              "shutting down\n", MHD_HTTP_HEADER_CONNECTION,
+                              "shutting down", MHD_HTTP_HEADER_CONNECTION,
                               "close");
     if (vg__request_set_params(req, &m) != 0)
         return vg__answer_now(req, conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                              "internal server error\n", NULL, NULL);
-    req->fn = m.fn;
-    req->fn_arg = m.arg;
-    req->timeout_ms = m.timeout_ms >= 0 ? (unsigned)m.timeout_ms
-                                        : app->request_timeout_ms;
-    if (m.inline_)
+                              "internal server error", NULL, NULL);
+    res = vg__pipeline_filter(req);
+    if (res != NULL)
+        return vg__answer_result(req, conn, res);
+    if (!on_worker)
+        return vg__answer_result(req, conn, vg__pipeline_library(req));
+    if (req->inline_)
         return vg__run_inline(app, req, conn);
     return vg__suspend_and_queue(app, req, conn);
 }
@@ -662,17 +732,12 @@ static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
 static enum MHD_Result vg__answer_resumed(vg_request *req,
                                           struct MHD_Connection *conn)
 {
-    struct MHD_Response *resp = req->response;
-    enum MHD_Result ret;
+    vg__reply r = {req->response, req->status, req->response_len};
 
-    if (resp == NULL)
+    if (r.resp == NULL)
         return MHD_NO; /* the client is gone: close without an answer */
     req->response = NULL;
-    req->state = VG__REQ_ANSWERED;
-    req->sent_status = req->status;
-    ret = MHD_queue_response(conn, req->status, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return vg__queue(req, conn, r);
 }
 
 /* What the head says about the body's length, gathered in one pass. */
@@ -762,11 +827,11 @@ static enum MHD_Result vg__on_access(void *cls, struct MHD_Connection *conn,
          * (fact 11); right for a body we refuse to read, wrong otherwise. */
         if (!vg__framing_ok(conn))
             return vg__answer_now(req, conn, MHD_HTTP_BAD_REQUEST,
-                                  "bad request framing\n",
+                                  "bad request framing",
                                   MHD_HTTP_HEADER_CONNECTION, "close");
         if (vg__declared_too_large(app, conn))
             return vg__answer_now(req, conn, MHD_HTTP_CONTENT_TOO_LARGE,
-                                  "request body too large\n",
+                                  "request body too large",
                                   MHD_HTTP_HEADER_CONNECTION, "close");
         return MHD_YES;
     case VG__REQ_READING:
@@ -783,7 +848,7 @@ static enum MHD_Result vg__on_access(void *cls, struct MHD_Connection *conn,
                 return MHD_NO;
             return MHD_YES;
         }
-        return vg__dispatch(app, req, conn, url, method);
+        return vg__dispatch(app, req, conn, url);
     case VG__REQ_DISPATCHED:
         return vg__answer_resumed(req, conn);
     case VG__REQ_ANSWERED:

@@ -7,11 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <microhttpd.h>
 
 #include "mhd_glue.h"
 #include "request.h"
+#include "result.h"
 #include "token.h"
 
 /* Most requests fit their strings in one chunk of this size. */
@@ -43,9 +46,14 @@ void vg__request_ref(vg_request *req)
 
 static void vg__request_free(vg_request *req)
 {
-    vg__chunk *c = req->chunks, *next;
+    vg__chunk *c, *next;
+    vg__datum *d;
 
-    for (; c != NULL; c = next) {
+    /* Values first: a free_fn may still read the request's strings. */
+    for (d = req->data; d != NULL; d = d->next)
+        if (d->free_fn != NULL)
+            d->free_fn(d->value);
+    for (c = req->chunks; c != NULL; c = next) {
         next = c->next;
         free(c);
     }
@@ -56,6 +64,8 @@ static void vg__request_free(vg_request *req)
     free(req->headers.items);
     free(req->query.items);
     free(req->params.items);
+    free(req->resp_headers.items);
+    free(req->peer_text);
     free(req->segs);
     vg_token_unref(req->token);
     pthread_mutex_destroy(&req->lock);
@@ -192,6 +202,13 @@ int vg__request_parse_target(vg_request *req, const char *url)
     const char *raw = req->raw_uri, *q;
     size_t path_len;
 
+    if (raw != NULL && strcmp(raw, "*") == 0 && req->method != NULL &&
+        strcmp(req->method, "OPTIONS") == 0) {
+        /* Asterisk-form (RFC 9112 3.2.4): about the server, no path. */
+        req->asterisk = true;
+        req->path = "*";
+        return 0;
+    }
     if (raw == NULL || raw[0] != '/')
         return -EINVAL;
     q = strchr(raw, '?');
@@ -372,4 +389,163 @@ json_t *vg_request_json(vg_request *req)
 vg_token *vg_request_token(vg_request *req)
 {
     return req ? req->token : NULL;
+}
+
+/* ---- What the pipeline and middleware read and attach. ---- */
+
+int vg_request_headers(const vg_request *req,
+                       int (*fn)(const char *name, const char *value,
+                                 void *arg),
+                       void *arg)
+{
+    size_t i;
+    int rc;
+
+    if (req == NULL || fn == NULL)
+        return -EINVAL;
+    for (i = 0; i < req->headers.n; i++) {
+        rc = fn(req->headers.items[i].name, req->headers.items[i].value, arg);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+const char *vg_request_target(const vg_request *req)
+{
+    return req ? req->raw_uri : NULL;
+}
+
+const char *vg_request_route(const vg_request *req)
+{
+    return req ? req->route : NULL;
+}
+
+const char *vg_request_allow(const vg_request *req)
+{
+    return req ? req->allow : NULL;
+}
+
+void vg__request_set_peer(vg_request *req, const struct sockaddr *sa,
+                          socklen_t len)
+{
+    if (sa == NULL || len == 0 || len > sizeof req->peer)
+        return;
+    memcpy(&req->peer, sa, len);
+    req->peer_len = len;
+}
+
+/* The peer as text; an IPv4 client reached over an IPv6 socket shows as
+ * the IPv4 address it is. NULL if unknown or no memory. */
+static char *vg__peer_format(const struct sockaddr_storage *ss)
+{
+    char buf[INET6_ADDRSTRLEN];
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+    const void *addr;
+    int family = ss->ss_family;
+
+    if (family == AF_INET) {
+        addr = &((const struct sockaddr_in *)ss)->sin_addr;
+    } else if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+        family = AF_INET;
+        addr = &in6->sin6_addr.s6_addr[12];
+    } else if (family == AF_INET6) {
+        addr = &in6->sin6_addr;
+    } else {
+        return NULL;
+    }
+    if (inet_ntop(family, addr, buf, sizeof buf) == NULL)
+        return NULL;
+    return strdup(buf);
+}
+
+const char *vg_request_client_addr(const vg_request *req)
+{
+    vg_request *r = (vg_request *)req; /* the lock and the cache only */
+    const char *text;
+
+    if (req == NULL || req->peer_len == 0)
+        return NULL;
+    /* Formatted on first use: most requests never ask. */
+    pthread_mutex_lock(&r->lock);
+    if (r->peer_text == NULL)
+        r->peer_text = vg__peer_format(&r->peer);
+    text = r->peer_text;
+    pthread_mutex_unlock(&r->lock);
+    return text;
+}
+
+int vg_request_set_data(vg_request *req, const void *key, void *value,
+                        void (*free_fn)(void *))
+{
+    vg__datum *d;
+
+    if (req == NULL || key == NULL)
+        return -EINVAL;
+    for (d = req->data; d != NULL; d = d->next)
+        if (d->key == key)
+            break;
+    if (d == NULL) {
+        d = vg__request_alloc(req, sizeof *d);
+        if (d == NULL) {
+            if (free_fn != NULL)
+                free_fn(value);
+            return -ENOMEM;
+        }
+        d->key = key;
+        d->next = req->data;
+        req->data = d;
+    } else if (d->free_fn != NULL && d->value != value) {
+        d->free_fn(d->value);
+    }
+    d->value = value;
+    d->free_fn = free_fn;
+    return 0;
+}
+
+void *vg_request_data(const vg_request *req, const void *key)
+{
+    const vg__datum *d;
+
+    if (req == NULL)
+        return NULL;
+    for (d = req->data; d != NULL; d = d->next)
+        if (d->key == key)
+            return d->value;
+    return NULL;
+}
+
+int vg_request_add_response_header(vg_request *req, const char *name,
+                                   const char *value)
+{
+    int rc;
+
+    if (req == NULL || !vg__result_header_ok(name, value))
+        return -EINVAL;
+    pthread_mutex_lock(&req->lock);
+    rc = vg__pairs_add(req, &req->resp_headers, name, strlen(name), value,
+                       strlen(value));
+    if (rc == 0)
+        atomic_store_explicit(&req->nresp, req->resp_headers.n,
+                              memory_order_release);
+    pthread_mutex_unlock(&req->lock);
+    return rc;
+}
+
+int vg__request_each_response_header(vg_request *req,
+                                     int (*fn)(const char *name,
+                                               const char *value, void *arg),
+                                     void *arg)
+{
+    size_t i;
+    int rc = 0;
+
+    if (atomic_load_explicit(&req->nresp, memory_order_acquire) == 0)
+        return 0;
+    pthread_mutex_lock(&req->lock);
+    for (i = 0; i < req->resp_headers.n && rc == 0; i++)
+        rc = fn(req->resp_headers.items[i].name,
+                req->resp_headers.items[i].value, arg);
+    pthread_mutex_unlock(&req->lock);
+    return rc;
 }

@@ -9,12 +9,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <sys/socket.h>
+
 #include "volga.h"
 #include "pool.h"
 #include "router.h"
 
 struct MHD_Connection;
 struct MHD_Response;
+struct vg__chain;
+
+/* A value attached with vg_request_set_data; lives in the arena. */
+typedef struct vg__datum {
+    struct vg__datum *next;
+    const void *key;
+    void *value;
+    void (*free_fn)(void *);
+} vg__datum;
 
 typedef struct {
     const char *name;
@@ -61,6 +72,7 @@ struct vg_request {
     bool deferred, finished;    /* vg_defer / vg_request_finish */
     struct MHD_Response *response;
     unsigned status;            /* of `response` */
+    unsigned long long response_len; /* its body size */
     unsigned sent_status;       /* what was queued, for the access log; 0: none */
     double start_ms;            /* for the access log; 0 when it is off */
 
@@ -85,6 +97,26 @@ struct vg_request {
     void *fn_arg;
     unsigned timeout_ms;        /* this request's deadline, 0: none */
     bool inline_;               /* its handler runs on MHD's thread */
+
+    /* Set by the pipeline when the request is routed (lib/pipeline.c). */
+    const struct vg__chain *chain; /* filters and middleware around fn */
+    const char *route;          /* the matched pattern; borrowed, or NULL */
+    const char *allow;          /* the path's Allow string, or NULL */
+    int answer;                 /* vg__answer_kind */
+    bool running;               /* inside vg__pipeline_run: may defer/stream */
+    bool asterisk;              /* "OPTIONS *" */
+
+    vg__datum *data;            /* vg_request_set_data */
+    /* vg_request_add_response_header; guarded by `lock`, because the
+     * watcher may build a 504 while the handler adds one. `nresp` lets
+     * the hot path skip the lock when there are none. */
+    vg__pairs resp_headers;
+    atomic_size_t nresp;
+
+    struct sockaddr_storage peer; /* the client's address, if known */
+    socklen_t peer_len;
+    char *peer_text;            /* formatted on first use, under `lock` */
+    unsigned long long bytes_out; /* response body handed to MHD */
 
     vg__chunk *chunks;          /* arena for the strings above */
 };
@@ -118,6 +150,18 @@ int vg__request_add_query(vg_request *req, const char *name, size_t name_len,
 
 /* Fills `params` from a router match, materialising {*rest} values. */
 int vg__request_set_params(vg_request *req, const vg__match *m);
+
+/* Records the client's address (copied). */
+void vg__request_set_peer(vg_request *req, const struct sockaddr *sa,
+                          socklen_t len);
+
+/* Calls `fn` for each header added with vg_request_add_response_header,
+ * under the request's lock (fn must not call back into the request).
+ * Returns the first non-zero return of fn, else 0. Any thread. */
+int vg__request_each_response_header(vg_request *req,
+                                     int (*fn)(const char *name,
+                                               const char *value, void *arg),
+                                     void *arg);
 
 /* Appends upload data; past `limit` marks body_too_large and keeps nothing
  * more. 0 or -ENOMEM. */

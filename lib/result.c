@@ -115,8 +115,8 @@ vg_result *vg_status(unsigned code)
 
 vg_result *vg_result_set_status(vg_result *res, unsigned code)
 {
-    if (res == NULL)
-        return NULL;
+    if (res == NULL || res == &vg__deferred)
+        return res; /* the deferred answer comes later: nothing to set */
     if (!vg__status_valid(code)) {
         /* Keep the chain alive but make the mistake visible: a wrong
          * status silently replaced would be worse than a 500. */
@@ -194,15 +194,20 @@ static int vg__result_add_header(vg_result *res, const char *name,
     return 0;
 }
 
+bool vg__result_header_ok(const char *name, const char *value)
+{
+    return name != NULL && value != NULL && vg__header_name_ok(name) &&
+           vg__header_value_ok(value) && !vg__header_reserved(name);
+}
+
 vg_result *vg_result_set_header(vg_result *res, const char *name,
                                 const char *value)
 {
     int rc;
 
-    if (res == NULL)
-        return NULL;
-    if (name == NULL || value == NULL || !vg__header_name_ok(name) ||
-        !vg__header_value_ok(value) || vg__header_reserved(name)) {
+    if (res == NULL || res == &vg__deferred)
+        return res; /* the deferred answer comes later: nothing to set */
+    if (!vg__result_header_ok(name, value)) {
         vg_result_free(res);
         errno = EINVAL;
         return NULL;
@@ -232,18 +237,49 @@ void vg_result_free(vg_result *res)
     free(res->headers);
     free(res->ctype_owned);
     free(res->body);
+    json_decref(res->problem);
     if (res->stream != NULL)
         vg__stream_abandon(res->stream);
     free(res);
 }
 
-char *vg__result_take_body(vg_result *res, size_t *len)
+int vg__result_take_body(vg_result *res, char **body, size_t *len)
 {
-    char *body = res->body;
+    *body = res->body;
     *len = res->body_len;
     res->body = NULL;
     res->body_len = 0;
-    return body;
+    if (res->problem == NULL)
+        return 0;
+    /* Serialized only now, so that members can be added until the end. */
+    free(*body);
+    *body = json_dumps(res->problem, JSON_COMPACT);
+    *len = *body ? strlen(*body) : 0;
+    return *body ? 0 : -ENOMEM;
+}
+
+unsigned vg_result_status(const vg_result *res)
+{
+    return res == NULL || res == &vg__deferred ? 0 : res->status;
+}
+
+const char *vg_result_header(const vg_result *res, const char *name)
+{
+    size_t i;
+
+    if (res == NULL || res == &vg__deferred || name == NULL)
+        return NULL;
+    if (strcasecmp(name, "Content-Type") == 0)
+        return res->ctype;
+    for (i = 0; i < res->nheaders; i++)
+        if (strcasecmp(res->headers[i].name, name) == 0)
+            return res->headers[i].value;
+    return NULL;
+}
+
+bool vg_result_is_deferred(const vg_result *res)
+{
+    return res == &vg__deferred;
 }
 
 vg_result *vg__result_error(unsigned status, const char *text)

@@ -2,6 +2,7 @@
 #ifndef VG_RESULT_H
 #define VG_RESULT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "volga.h"
 
@@ -20,14 +21,22 @@ struct vg_result {
     size_t nheaders;
     size_t cap_headers;
     vg_stream *stream;    /* a streamed body (vg_stream_new), referenced */
+    json_t *problem;      /* a problem document (vg_problem), serialized
+                             into the body when the response is built */
 };
 
 /* What vg_defer returns: a marker, never a real answer. */
 extern vg_result vg__deferred;
 
-/* Takes the body out of `res` (the caller now owns and frees it), leaving
- * it empty. Lets the glue hand the buffer to libmicrohttpd without a copy. */
-char *vg__result_take_body(vg_result *res, size_t *len);
+/* Takes the body out of `res` into *body (the caller now owns and frees
+ * it; NULL for an empty body), leaving it empty. Lets the glue hand the
+ * buffer to libmicrohttpd without a copy. A problem document is
+ * serialized here. 0, or -ENOMEM. */
+int vg__result_take_body(vg_result *res, char **body, size_t *len);
+
+/* Whether name and value are acceptable as a response header set by user
+ * code (vg_result_set_header's rules). */
+bool vg__result_header_ok(const char *name, const char *value);
 
 /* A result with `status` and a short text/plain body, for the library's own
  * error answers. NULL on ENOMEM. */

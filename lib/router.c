@@ -38,6 +38,9 @@ typedef struct {
     const char *names[VG__MAX_PARAMS]; /* point into namebuf */
     long timeout_ms; /* the route's own deadline, or -1 for the app's */
     bool inline_;    /* run on libmicrohttpd's thread (vg_map_inline) */
+    char *pattern;   /* as mapped, for logs, metrics and completion hooks */
+    void *owner;     /* who mapped it (a group), for the pipeline */
+    const void *ext; /* what the pipeline attached at start */
 } route_entry;
 
 typedef struct route_node route_node;
@@ -268,8 +271,10 @@ static void entry_clear(route_entry *e)
 {
     free(e->method);
     free(e->namebuf);
+    free(e->pattern);
     e->method = NULL;
     e->namebuf = NULL;
+    e->pattern = NULL;
 }
 
 static void node_free(route_node *n);
@@ -406,16 +411,17 @@ static const route_entry *entry_lookup(const route_node *n, const char *method)
 
 /* Fills `e` with copies of the method and the parameter names. Returns 0 or
  * -ENOMEM (then `e` holds nothing to free). */
-static int entry_init(route_entry *e, const char *method, vg_handler fn,
-                      void *arg, const pattern_info *info)
+static int entry_init(route_entry *e, const char *method, const char *pattern,
+                      vg_handler fn, void *arg, const pattern_info *info)
 {
     memset(e, 0, sizeof *e);
     size_t size = 1; /* never zero, so that malloc's answer is meaningful */
     for (size_t i = 0; i < info->nparams; i++)
         size += info->params[i].len + 1;
     e->method = strdup(method);
+    e->pattern = strdup(pattern);
     e->namebuf = malloc(size);
-    if (e->method == NULL || e->namebuf == NULL) {
+    if (e->method == NULL || e->pattern == NULL || e->namebuf == NULL) {
         entry_clear(e);
         return -ENOMEM;
     }
@@ -442,15 +448,17 @@ static void str_append(char **w, const char *s)
 
 /* The Allow string for a node holding entries e[0..n): the methods in the
  * order mapped, ", "-separated, with HEAD right after GET when GET is mapped
- * and HEAD is not (because GET routes answer HEAD). Returns a new string or
- * NULL (ENOMEM). */
+ * and HEAD is not (because GET routes answer HEAD), and OPTIONS last unless
+ * it is mapped (the library answers OPTIONS for every routed path). Returns
+ * a new string or NULL (ENOMEM). */
 static char *allow_build(const route_entry *e, size_t n)
 {
-    bool has_get = false, has_head = false;
-    size_t size = 1;
+    bool has_get = false, has_head = false, has_options = false;
+    size_t size = 1 + strlen(", OPTIONS");
     for (size_t i = 0; i < n; i++) {
         has_get = has_get || strcmp(e[i].method, "GET") == 0;
         has_head = has_head || strcmp(e[i].method, "HEAD") == 0;
+        has_options = has_options || strcmp(e[i].method, "OPTIONS") == 0;
         size += strlen(e[i].method) + 2;
     }
     bool add_head = has_get && !has_head;
@@ -467,6 +475,8 @@ static char *allow_build(const route_entry *e, size_t n)
         if (add_head && strcmp(e[i].method, "GET") == 0)
             str_append(&w, ", HEAD");
     }
+    if (!has_options)
+        str_append(&w, n > 0 ? ", OPTIONS" : "OPTIONS");
     *w = '\0';
     return allow;
 }
@@ -503,15 +513,15 @@ typedef struct {
  * it was: the new nodes hang in a detached chain, and arrays of existing
  * nodes only grow their capacity. Returns 0 or -ENOMEM. */
 static int plan_prepare(add_plan *plan, const char *rest_of_pattern,
-                        const char *method, vg_handler fn, void *arg,
-                        const pattern_info *info)
+                        const char *method, const char *pattern, vg_handler fn,
+                        void *arg, const pattern_info *info)
 {
     if (plan->chain == NULL && plan->leaf == NULL) {
         plan->chain = chain_build(&plan->first, rest_of_pattern, &plan->leaf);
         if (plan->chain == NULL)
             return -ENOMEM;
     }
-    if (entry_init(&plan->entry, method, fn, arg, info) < 0)
+    if (entry_init(&plan->entry, method, pattern, fn, arg, info) < 0)
         return -ENOMEM;
     route_node *leaf = plan->leaf;
     route_entry *entries =
@@ -587,7 +597,8 @@ int vg__router_add(vg__router *r, const char *method, const char *pattern,
     if (plan.leaf != NULL && entry_find(plan.leaf, method) != NULL)
         return -EEXIST;
 
-    int rc = plan_prepare(&plan, rest_of_pattern, method, fn, arg, &info);
+    int rc = plan_prepare(&plan, rest_of_pattern, method, pattern, fn, arg,
+                          &info);
     if (rc < 0) {
         plan_discard(&plan);
         return rc;
@@ -636,6 +647,101 @@ int vg__router_set_inline(vg__router *r, const char *method,
     if (e != NULL)
         e->inline_ = on;
     return rc;
+}
+
+int vg__router_set_owner(vg__router *r, const char *method,
+                         const char *pattern, void *owner)
+{
+    int rc;
+    route_entry *e = entry_locate(r, method, pattern, &rc);
+
+    if (e != NULL)
+        e->owner = owner;
+    return rc;
+}
+
+bool vg__router_pattern_valid(const char *pattern)
+{
+    pattern_info info;
+    return pattern_validate(pattern, &info) == 0;
+}
+
+/* Visits the entries of `n` and of every node below it. */
+static void node_visit(route_node *n, vg__route_visit_fn fn, void *ctx)
+{
+    for (size_t i = 0; i < n->nentries; i++) {
+        route_entry *e = &n->entries[i];
+        vg__route_view v = {e->method, e->pattern, e->owner, &e->timeout_ms,
+                            &e->ext};
+        fn(ctx, &v);
+    }
+    for (size_t i = 0; i < n->nlits; i++)
+        node_visit(n->lits[i], fn, ctx);
+    if (n->param != NULL)
+        node_visit(n->param, fn, ctx);
+    if (n->rest != NULL)
+        node_visit(n->rest, fn, ctx);
+}
+
+void vg__router_visit(vg__router *r, vg__route_visit_fn fn, void *ctx)
+{
+    if (r != NULL && fn != NULL)
+        node_visit(&r->root, fn, ctx);
+}
+
+/* Adds `method` to the comma-separated list in `buf` unless it is there. */
+static int methods_add(char **buf, const char *method)
+{
+    size_t have = *buf ? strlen(*buf) : 0, mlen = strlen(method);
+    const char *p = *buf;
+
+    while (p != NULL && *p != '\0') {
+        size_t n = strcspn(p, ",");
+        if (n == mlen && memcmp(p, method, n) == 0)
+            return 0;
+        p += n;
+        p += strspn(p, ", ");
+    }
+    char *grown = realloc(*buf, have + mlen + 3);
+    if (grown == NULL)
+        return -ENOMEM;
+    if (have > 0) {
+        memcpy(grown + have, ", ", 2);
+        have += 2;
+    }
+    memcpy(grown + have, method, mlen + 1);
+    *buf = grown;
+    return 0;
+}
+
+typedef struct {
+    char *list;
+    bool get, failed;
+} methods_ctx;
+
+static void methods_visit(void *ctx, const vg__route_view *v)
+{
+    methods_ctx *m = ctx;
+
+    m->get = m->get || strcmp(v->method, "GET") == 0;
+    if (!m->failed && methods_add(&m->list, v->method) != 0)
+        m->failed = true;
+}
+
+char *vg__router_methods(vg__router *r)
+{
+    methods_ctx m = {NULL, false, false};
+
+    vg__router_visit(r, methods_visit, &m);
+    if (!m.failed && m.get)
+        m.failed = methods_add(&m.list, "HEAD") != 0;
+    if (!m.failed)
+        m.failed = methods_add(&m.list, "OPTIONS") != 0;
+    if (m.failed) {
+        free(m.list);
+        return NULL;
+    }
+    return m.list;
 }
 
 /* ------------------------------------------------------------------------
@@ -689,6 +795,8 @@ static bool node_accept(match_state *st, const route_node *n, size_t ncap)
     out->arg = e->arg;
     out->timeout_ms = e->timeout_ms;
     out->inline_ = e->inline_;
+    out->pattern = e->pattern;
+    out->ext = e->ext;
     out->allow = n->allow;
     out->nparams = ncap;
     for (size_t i = 0; i < ncap; i++) {
@@ -740,6 +848,8 @@ vg__match_kind vg__router_match(const vg__router *r, const char *method,
     out->arg = NULL;
     out->timeout_ms = -1;
     out->inline_ = false;
+    out->pattern = NULL;
+    out->ext = NULL;
     out->allow = NULL;
     out->nparams = 0;
     if (r == NULL || method == NULL || (segs == NULL && nseg > 0))

@@ -2,6 +2,7 @@
 #ifndef VG_ROUTER_H
 #define VG_ROUTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "volga.h"
 
@@ -31,7 +32,10 @@ typedef struct {
     void *arg;
     long timeout_ms;     /* the route's deadline (0: none), -1: the app's */
     bool inline_;        /* run the handler on libmicrohttpd's thread */
-    const char *allow;   /* "GET, HEAD, POST": methods of the matched path (405); borrowed */
+    const char *pattern; /* the route's pattern as mapped; borrowed */
+    const void *ext;     /* what vg__router_visit attached to the route */
+    const char *allow;   /* "GET, HEAD, POST, OPTIONS": methods of the matched
+                            path (405, OPTIONS); borrowed */
     size_t nparams;
     vg__param params[VG__MAX_PARAMS];
 } vg__match;
@@ -65,6 +69,32 @@ int vg__router_set_timeout(vg__router *r, const char *method,
 /* Marks that route as inline (or not). Same returns as above. */
 int vg__router_set_inline(vg__router *r, const char *method,
                           const char *pattern, bool on);
+
+/* Records who mapped the route (a group, for the pipeline). Same returns
+ * as above. */
+int vg__router_set_owner(vg__router *r, const char *method,
+                         const char *pattern, void *owner);
+
+/* Whether `pattern` is valid as vg__router_add would judge it. */
+bool vg__router_pattern_valid(const char *pattern);
+
+/* One route as vg__router_visit shows it: the pipeline reads who mapped it
+ * and sets its deadline and attachment once, at start. */
+typedef struct {
+    const char *method;
+    const char *pattern;
+    void *owner;
+    long *timeout_ms;   /* writable: -1 means the app's */
+    const void **ext;   /* writable: returned by matches in vg__match.ext */
+} vg__route_view;
+typedef void (*vg__route_visit_fn)(void *ctx, const vg__route_view *route);
+
+/* Calls `fn` for every route. Not thread-safe: before matching starts. */
+void vg__router_visit(vg__router *r, vg__route_visit_fn fn, void *ctx);
+
+/* Every method mapped anywhere, ", "-separated, with HEAD when GET is
+ * mapped and OPTIONS (the Allow of "OPTIONS *"). Malloc'd; NULL on ENOMEM. */
+char *vg__router_methods(vg__router *r);
 
 /*
  * Matches a request. `segs` are the path's percent-decoded segments (the

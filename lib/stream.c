@@ -67,7 +67,7 @@ vg_result *vg_stream_new(vg_request *req, const char *content_type,
 
     if (out != NULL)
         *out = NULL;
-    if (req == NULL || out == NULL || req->fn == NULL || req->inline_) {
+    if (req == NULL || out == NULL || !req->running || req->inline_) {
         errno = EINVAL;
         return NULL;
     }
@@ -251,6 +251,7 @@ ssize_t vg__stream_read(vg_stream *s, char *buf, size_t max)
         memcpy(buf, s->buf + s->off, n);
         s->off += n;
         pthread_mutex_unlock(&s->lock);
+        s->req->bytes_out += n; /* read only on this thread, at completion */
         return (ssize_t)n;
     }
     if (s->ended) {

@@ -511,12 +511,12 @@ START_TEST(test_method_not_allowed_405)
     tu_response r = tu_request(port, "POST", "/getonly", "x", 1, NULL);
 
     ck_assert_int_eq(r.status, 405);
-    expect_header(&r, "Allow", "GET, HEAD");
+    expect_header(&r, "Allow", "GET, HEAD, OPTIONS");
     tu_response_free(&r);
 
     r = tu_request(port, "DELETE", "/both", NULL, 0, NULL);
     ck_assert_int_eq(r.status, 405);
-    expect_header(&r, "Allow", "GET, HEAD, POST");
+    expect_header(&r, "Allow", "GET, HEAD, POST, OPTIONS");
     tu_response_free(&r);
 
     r = tu_request(port, "PUT", "/getonly", NULL, 0, NULL);

@@ -172,8 +172,9 @@ START_TEST(take_body_moves_ownership)
 {
     vg_result *r = vg_text("abc");
     size_t len;
-    char *body = vg__result_take_body(r, &len);
+    char *body;
 
+    ck_assert_int_eq(vg__result_take_body(r, &body, &len), 0);
     ck_assert_uint_eq(len, 3);
     ck_assert_int_eq(memcmp(body, "abc", 3), 0);
     ck_assert_ptr_null(r->body);

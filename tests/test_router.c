@@ -160,7 +160,7 @@ START_TEST(test_literal)
     vg__match m;
     ck_assert_int_eq(match(r, "GET", "/users", &m), VG__MATCH_FOUND);
     ck_assert_uint_eq(m.nparams, 0);
-    ck_assert_str_eq(m.allow, "GET, HEAD");
+    ck_assert_str_eq(m.allow, "GET, HEAD, OPTIONS");
 
     ck_no_path(r, "GET", "/");
     ck_no_path(r, "GET", "/user");
@@ -180,7 +180,7 @@ START_TEST(test_root)
     ck_found(r, "GET", "/", 1);
     ck_found(r, "GET", "/x", 2);
     ck_no_path(r, "GET", "/y");
-    ck_no_method(r, "POST", "/", "GET, HEAD");
+    ck_no_method(r, "POST", "/", "GET, HEAD, OPTIONS");
 
     vg__match m;
     ck_assert_int_eq(vg__router_match(r, "GET", NULL, 0, &m), VG__MATCH_FOUND);
@@ -396,11 +396,11 @@ START_TEST(test_not_found_vs_no_method)
     ck_add(r, "POST", "/upload", 3);
     ck_add(r, "GET", "/a/b/c", 4);
 
-    ck_no_method(r, "DELETE", "/items", "GET, HEAD, POST");
-    ck_no_method(r, "PUT", "/items/", "GET, HEAD, POST");
-    ck_no_method(r, "GET", "/upload", "POST");
-    ck_no_method(r, "HEAD", "/upload", "POST");
-    ck_no_method(r, "POST", "/a/b/c", "GET, HEAD");
+    ck_no_method(r, "DELETE", "/items", "GET, HEAD, POST, OPTIONS");
+    ck_no_method(r, "PUT", "/items/", "GET, HEAD, POST, OPTIONS");
+    ck_no_method(r, "GET", "/upload", "POST, OPTIONS");
+    ck_no_method(r, "HEAD", "/upload", "POST, OPTIONS");
+    ck_no_method(r, "POST", "/a/b/c", "GET, HEAD, OPTIONS");
     ck_no_path(r, "DELETE", "/nothing");
     ck_no_path(r, "GET", "/a/b"); /* inner nodes are not paths */
     ck_no_path(r, "POST", "/a/b");
@@ -424,19 +424,19 @@ START_TEST(test_allow_strings)
     ck_add(r, "HEAD", "/h", 11);
     ck_add(r, "OPTIONS", "/o", 12);
 
-    ck_no_method(r, "PUT", "/g", "GET, HEAD");
-    ck_no_method(r, "PUT", "/gp", "GET, HEAD, POST");
-    ck_no_method(r, "PUT", "/p", "POST");
-    ck_no_method(r, "PUT", "/pg", "POST, GET, HEAD, DELETE");
+    ck_no_method(r, "PUT", "/g", "GET, HEAD, OPTIONS");
+    ck_no_method(r, "PUT", "/gp", "GET, HEAD, POST, OPTIONS");
+    ck_no_method(r, "PUT", "/p", "POST, OPTIONS");
+    ck_no_method(r, "PUT", "/pg", "POST, GET, HEAD, DELETE, OPTIONS");
     /* An explicit HEAD keeps the place where it was mapped. */
-    ck_no_method(r, "PUT", "/gh", "GET, POST, HEAD");
-    ck_no_method(r, "GET", "/h", "HEAD");
+    ck_no_method(r, "PUT", "/gh", "GET, POST, HEAD, OPTIONS");
+    ck_no_method(r, "GET", "/h", "HEAD, OPTIONS");
     ck_no_method(r, "GET", "/o", "OPTIONS");
 
     /* A found match also carries its node's Allow string. */
     vg__match m;
     ck_assert_int_eq(match(r, "GET", "/gp", &m), VG__MATCH_FOUND);
-    ck_assert_str_eq(m.allow, "GET, HEAD, POST");
+    ck_assert_str_eq(m.allow, "GET, HEAD, POST, OPTIONS");
     vg__router_free(r);
 }
 END_TEST
@@ -450,16 +450,16 @@ START_TEST(test_no_method_keeps_searching)
     ck_found(r, "GET", "/a/b", 1);
     ck_found(r, "HEAD", "/a/b", 1);
     ck_found(r, "GET", "/a/c", 1);
-    ck_no_method(r, "POST", "/a/c", "GET, HEAD");
+    ck_no_method(r, "POST", "/a/c", "GET, HEAD, OPTIONS");
     /* No branch has DELETE: the most specific path's methods are reported. */
-    ck_no_method(r, "DELETE", "/a/b", "POST");
+    ck_no_method(r, "DELETE", "/a/b", "POST, OPTIONS");
 
     /* The same through a rest route. */
     ck_add(r, "PUT", "/a/{*rest}", 3);
     ck_found(r, "PUT", "/a/b", 3);
     ck_found(r, "PUT", "/a", 3);
-    ck_no_method(r, "GET", "/a", "PUT");
-    ck_no_method(r, "PATCH", "/a/z", "GET, HEAD");
+    ck_no_method(r, "GET", "/a", "PUT, OPTIONS");
+    ck_no_method(r, "PATCH", "/a/z", "GET, HEAD, OPTIONS");
     vg__router_free(r);
 }
 END_TEST
@@ -477,7 +477,7 @@ START_TEST(test_head)
     ck_found(r, "GET", "/explicit", 2);
     ck_found(r, "HEAD", "/explicit", 3);
     ck_found(r, "HEAD", "/only-head", 4);
-    ck_no_method(r, "GET", "/only-head", "HEAD");
+    ck_no_method(r, "GET", "/only-head", "HEAD, OPTIONS");
 
     vg__match m;
     ck_assert_int_eq(match(r, "HEAD", "/p/9", &m), VG__MATCH_FOUND);
@@ -486,7 +486,7 @@ START_TEST(test_head)
     ck_assert_uint_eq(m.params[0].seg, 1);
 
     /* GET does not borrow a HEAD route, and methods are case-sensitive. */
-    ck_no_method(r, "head", "/implicit", "GET, HEAD");
+    ck_no_method(r, "head", "/implicit", "GET, HEAD, OPTIONS");
     vg__router_free(r);
 }
 END_TEST
@@ -651,7 +651,7 @@ START_TEST(test_duplicates)
     ck_assert_ptr_eq(m.arg, TAG(1));
     ck_assert_ptr_eq(m.fn, handler);
     ck_assert_str_eq(m.params[0].name, "id");
-    ck_assert_str_eq(m.allow, "GET, HEAD");
+    ck_assert_str_eq(m.allow, "GET, HEAD, OPTIONS");
 
     /* Different shapes are not duplicates. */
     ck_add(r, "GET", "/u/{id}/f", 5);
@@ -676,7 +676,7 @@ START_TEST(test_two_methods)
     ck_found(r, "PUT", "/items/1", 2);
     ck_found(r, "DELETE", "/items/1", 3);
     ck_found(r, "PATCH", "/items/1", 4);
-    ck_no_method(r, "POST", "/items/1", "GET, HEAD, PUT, DELETE, PATCH");
+    ck_no_method(r, "POST", "/items/1", "GET, HEAD, PUT, DELETE, PATCH, OPTIONS");
     vg__router_free(r);
 }
 END_TEST
@@ -719,7 +719,7 @@ START_TEST(test_bad_arguments)
     ck_assert_int_eq(vg__router_add(NULL, "GET", "/y", handler, TAG(9)),
                      -EINVAL);
     ck_no_path(r, "GET", "/y");
-    ck_no_method(r, "GE T", "/x", "GET, HEAD");
+    ck_no_method(r, "GE T", "/x", "GET, HEAD, OPTIONS");
 
     /* A NULL arg is a valid route argument. */
     ck_assert_int_eq(vg__router_add(r, "GET", "/null", handler, NULL), 0);
@@ -801,7 +801,7 @@ START_TEST(test_many_routes)
             ck_assert(m.params[0].rest);
         }
         ck_no_method(r, "PUT", path,
-                     (i % 8 < 4) ? "GET, HEAD" : "POST");
+                     (i % 8 < 4) ? "GET, HEAD, OPTIONS" : "POST, OPTIONS");
     }
     ck_no_path(r, "GET", "/s200");
     ck_no_path(r, "GET", "/s");
@@ -850,7 +850,7 @@ START_TEST(test_long_request)
     ck_assert(m.params[0].rest);
     ck_assert_int_eq(vg__router_match(r, "POST", segs, LONG_SEGS, &m),
                      VG__MATCH_NO_METHOD);
-    ck_assert_str_eq(m.allow, "GET, HEAD");
+    ck_assert_str_eq(m.allow, "GET, HEAD, OPTIONS");
     vg__router_free(r);
 
     /* Only a rest route, under another literal. */
