@@ -3,11 +3,12 @@
  * worker pool and (unless --no-watch) disconnect watcher.
  *
  * Usage: volga_hello PORT [--no-watch] [--workers N] [--max-connections N]
- *                         [--inline] [--no-batch]
+ *                         [--inline] [--no-batch] [--middleware N]
  * --max-connections 1024 or less makes libmicrohttpd use poll() (see
  * vg_app_set_max_connections); --inline maps both routes inline;
  * --no-batch keeps the threads under SCHED_OTHER
- * (vg_app_set_batch_scheduling).
+ * (vg_app_set_batch_scheduling); --middleware N wraps every request in N
+ * app middlewares that only pass it on (the pipeline's own cost).
  * Binds 127.0.0.1:PORT only; stops on SIGINT/SIGTERM. Run by bench/run-suite.
  */
 #include <errno.h>
@@ -31,10 +32,19 @@ static vg_result *json(vg_request *req, void *arg)
                              "answer", 42));
 }
 
+/* A middleware that does nothing but run the rest of the chain. */
+static vg_result *pass(vg_request *req, vg_next *next, void *arg)
+{
+    (void)req;
+    (void)arg;
+    return vg_next_run(next);
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: volga_hello PORT [--no-watch] [--workers N] "
-                    "[--max-connections N] [--inline] [--no-batch]\n");
+                    "[--max-connections N] [--inline] [--no-batch] "
+                    "[--middleware N]\n");
 }
 
 /* Parses a decimal unsigned in [lo, hi]; returns 0 on success. */
@@ -54,7 +64,7 @@ static int parse_uint(const char *s, unsigned long lo, unsigned long hi,
 
 int main(int argc, char **argv)
 {
-    unsigned long port, workers = 0, maxconn = 0;
+    unsigned long port, workers = 0, maxconn = 0, nmw = 0, k;
     bool watch = true, inl = false, batch = true;
     char address[64];
     vg_app *app;
@@ -77,6 +87,9 @@ int main(int argc, char **argv)
             inl = true;
         } else if (strcmp(argv[i], "--no-batch") == 0) {
             batch = false;
+        } else if (strcmp(argv[i], "--middleware") == 0 && i + 1 < argc &&
+                   parse_uint(argv[i + 1], 0, 1000, &nmw) == 0) {
+            i++;
         } else {
             usage();
             return 2;
@@ -88,6 +101,12 @@ int main(int argc, char **argv)
         perror("volga_hello: vg_app_new");
         return 1;
     }
+    for (k = 0; k < nmw; k++)
+        if (vg_app_use(app, pass, NULL) != 0) {
+            fprintf(stderr, "volga_hello: cannot add a middleware\n");
+            vg_app_free(app);
+            return 1;
+        }
     if ((workers != 0 && vg_app_set_workers(app, (unsigned)workers) != 0) ||
         vg_app_set_disconnect_watch(app, watch) != 0 ||
         vg_app_set_batch_scheduling(app, batch) != 0 ||

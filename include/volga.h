@@ -17,9 +17,12 @@
  *    vg_token_unref(NULL) are harmless no-ops.
  *  - Strings returned by vg_request_* are borrowed from the request and valid
  *    until the handler returns.
- *  - Threads: app configuration (vg_app_set_*, vg_map*) must happen before
- *    vg_app_start and from one thread. Handlers run on the app's worker
- *    threads, several at once. Tokens and results may be used from any
+ *  - Threads: app configuration (vg_app_set_*, vg_map*, vg_app_use,
+ *    groups) must happen before vg_app_start and from one thread. Handlers
+ *    and middleware run on the app's worker threads, several at once
+ *    (inline routes: on libmicrohttpd's threads); filters, completion hooks
+ *    and, for some errors, the error handler run on libmicrohttpd's
+ *    threads and must not block. Tokens and results may be used from any
  *    thread. Each function states anything beyond that.
  *  - The library never calls abort() or exit() for the application and never
  *    calls user code while holding one of its own locks.
@@ -301,9 +304,13 @@ void vg_app_stats(const vg_app *app, vg_stats *out);
  * "/users"). Segments are compared after percent-decoding, so a parameter
  * may hold an encoded '/' ("%2F").
  *
- * A path with no route answers 404; a path with routes for other methods
- * answers 405 with an Allow header; HEAD is answered by every GET route
- * (without its body).
+ * A path with no route answers 404 (or goes to the fallback,
+ * vg_app_set_fallback); a path with routes for other methods answers 405
+ * with an Allow header; HEAD is answered by every GET route (without its
+ * body). OPTIONS on a path with routes but no OPTIONS route of its own
+ * answers 204 with the path's Allow ("GET, HEAD, OPTIONS"), and
+ * "OPTIONS *" answers 200 with every method the app serves; a mapped
+ * OPTIONS route wins.
  *
  * Each returns 0, or -EINVAL for a NULL argument or an invalid pattern or
  * method, -EEXIST for a route already mapped for that method and pattern
@@ -510,11 +517,13 @@ int vg_app_set_error_handler(vg_app *app, vg_error_fn fn, void *arg);
 vg_result *vg_problem(unsigned status, const char *detail);
 
 /**
- * Adds (or replaces) the extension member `member` of a problem result;
- * steals `value` in every case. Returns `res`; for a result that is not a
- * problem document, a reserved or NULL member, or no memory, frees `res`
- * and returns NULL (which answers 500), so calls chain like
- * vg_result_set_header. NULL res returns NULL.
+ * Adds (or replaces) the member `member` of a problem result ("type",
+ * "title" and "detail" may be replaced; "status" may not, it is the
+ * response's); steals `value` in every case. Returns `res`; for a result
+ * that is not a problem document, a NULL member or value, "status", or no
+ * memory, frees `res` and returns NULL (which answers 500), so calls chain
+ * like vg_result_set_header. NULL res returns NULL; the deferred marker is
+ * returned unchanged. Any thread.
  */
 vg_result *vg_problem_set(vg_result *res, const char *member, json_t *value);
 
@@ -700,8 +709,11 @@ bool vg_result_is_deferred(const vg_result *res);
  * code that keeps deferred requests should watch their tokens (e.g. with
  * vg_token_on_cancel) and finish them. Once another thread may finish the
  * request, the handler must not touch `req` any more: call vg_defer as the
- * handler's last act, `return vg_defer(req);`. Calling it twice is
- * harmless. NULL (EINVAL) if req is NULL or its route is inline. Handler's thread.
+ * handler's last act, `return vg_defer(req);` (middleware around it then
+ * see the marker, and must not touch `req` after vg_next_run returns it
+ * either: only read what they copied). Calling it twice is harmless. NULL
+ * (EINVAL) if req is NULL, its route is inline, or it is called from a
+ * filter. Handler's thread.
  */
 vg_result *vg_defer(vg_request *req);
 
@@ -739,8 +751,8 @@ int vg_request_finish(vg_request *req, vg_result *res);
  * vg_result_set_header) and in `*out` a stream handle owned by the caller,
  * to be released with vg_stream_end exactly once, whatever happens. If the
  * result is never returned (freed instead), writes fail with -EPIPE. NULL
- * (errno EINVAL, e.g. on an inline route, or ENOMEM; `*out` NULL) on
- * failure. Handler's thread.
+ * (errno EINVAL, e.g. on an inline route or from a filter, or ENOMEM;
+ * `*out` NULL) on failure. Handler's (or its middleware's) thread.
  */
 vg_result *vg_stream_new(vg_request *req, const char *content_type,
                          vg_stream **out);

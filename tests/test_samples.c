@@ -1,6 +1,7 @@
 /* test_samples.c - the samples as users run them: samples/todo started as
  * a process, driven over HTTP (201 + Location, 200, 204, 400, 404), then
- * stopped with SIGTERM, exiting 0. */
+ * stopped with SIGTERM, exiting 0; samples/hello; samples/api (groups, a
+ * bearer-token middleware, problem documents, a fallback). */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -103,6 +104,84 @@ START_TEST(hello_answers_text_and_json)
 }
 END_TEST
 
+/* The member `name` of a problem document body, or NULL. */
+static const char *problem_member(json_t *doc, const char *name)
+{
+    return json_string_value(json_object_get(doc, name));
+}
+
+START_TEST(api_groups_auth_and_problems)
+{
+    static const char *const bearer[] = {"Authorization: Bearer s3cret", NULL};
+    tu_sample s;
+    tu_response r;
+    json_t *j;
+    char *h;
+
+    tu_sample_start(&s, "api", false);
+    r = tu_request(s.port, "POST", "/api/v1/users", "{\"name\":\"Ada\"}", 14,
+                   json_hdr);
+    ck_assert_int_eq(r.status, 201);
+    h = tu_header(&r, "Location");
+    ck_assert_str_eq(h, "/api/v1/users/1");
+    free(h);
+    /* The timing middleware decorates every answer. */
+    h = tu_header(&r, "Server-Timing");
+    ck_assert_ptr_nonnull(h);
+    ck_assert_int_eq(strncmp(h, "app;dur=", 8), 0);
+    free(h);
+    tu_response_free(&r);
+
+    r = tu_get(s.port, "/api/v1/users/1");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"id\":1,\"name\":\"Ada\"}");
+    tu_response_free(&r);
+
+    /* The admin group's middleware answers without its token. */
+    r = tu_get(s.port, "/api/v1/admin/stats");
+    ck_assert_int_eq(r.status, 401);
+    h = tu_header(&r, "Content-Type");
+    ck_assert_str_eq(h, "application/problem+json");
+    free(h);
+    h = tu_header(&r, "WWW-Authenticate");
+    ck_assert_str_eq(h, "Bearer realm=\"admin\"");
+    free(h);
+    j = json_loads(r.body, 0, NULL);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "status")), 401);
+    ck_assert_str_eq(problem_member(j, "title"), "Unauthorized");
+    json_decref(j);
+    tu_response_free(&r);
+    r = tu_request(s.port, "GET", "/api/v1/admin/stats", NULL, 0, bearer);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"users\":1}");
+    tu_response_free(&r);
+
+    /* Library errors are problem documents; misses reach the fallback. */
+    r = tu_request(s.port, "DELETE", "/api/v1/users", NULL, 0, NULL);
+    ck_assert_int_eq(r.status, 405);
+    j = json_loads(r.body, 0, NULL);
+    ck_assert_str_eq(problem_member(j, "title"), "Method Not Allowed");
+    json_decref(j);
+    tu_response_free(&r);
+    r = tu_get(s.port, "/nowhere");
+    ck_assert_int_eq(r.status, 404);
+    j = json_loads(r.body, 0, NULL);
+    ck_assert_str_eq(problem_member(j, "path"), "/nowhere");
+    json_decref(j);
+    h = tu_header(&r, "Server-Timing");
+    ck_assert_ptr_nonnull(h);
+    free(h);
+    tu_response_free(&r);
+    r = tu_request(s.port, "POST", "/api/v1/users", "{}", 2, json_hdr);
+    ck_assert_int_eq(r.status, 400);
+    j = json_loads(r.body, 0, NULL);
+    ck_assert_str_eq(problem_member(j, "field"), "name");
+    json_decref(j);
+    tu_response_free(&r);
+    tu_sample_stop(&s);
+}
+END_TEST
+
 static Suite *samples_suite(void)
 {
     Suite *s = suite_create("samples");
@@ -111,6 +190,7 @@ static Suite *samples_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, todo_crud);
     tcase_add_test(tc, hello_answers_text_and_json);
+    tcase_add_test(tc, api_groups_auth_and_problems);
     suite_add_tcase(s, tc);
     return s;
 }
