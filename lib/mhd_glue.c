@@ -234,7 +234,9 @@ static enum MHD_Result vg__queue(vg_request *req, struct MHD_Connection *conn,
         return MHD_NO;
     req->state = VG__REQ_ANSWERED;
     req->sent_status = r.status;
-    req->bytes_out += r.len;
+    /* A HEAD answer carries the GET's headers, but its body never goes. */
+    if (req->method == NULL || strcmp(req->method, "HEAD") != 0)
+        req->bytes_out += r.len;
     ret = MHD_queue_response(conn, r.status, r.resp);
     MHD_destroy_response(r.resp);
     return ret;
