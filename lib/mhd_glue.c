@@ -285,9 +285,33 @@ static bool vg__resume_win(vg_request *req, vg__reply r)
     return win;
 }
 
+/* Whether the request still waits for an answer from this thread: once
+ * the watcher or shutdown has answered it (or its client left), building a
+ * reply would run user code (the error handler, for a NULL result) for an
+ * answer nobody sends. A stale true is harmless: the win then fails and
+ * the reply is dropped. */
+static bool vg__awaits_answer(vg_request *req)
+{
+    bool waiting;
+
+    pthread_mutex_lock(&req->lock);
+    waiting = req->suspended;
+    pthread_mutex_unlock(&req->lock);
+    return waiting;
+}
+
 /* No answer: the connection is resumed only to be closed (client gone) or
  * to go on pulling from its stream. */
 static const vg__reply vg__no_reply = {NULL, 0, 0};
+
+/* The reply for `res` (consumed) if the request still awaits one. */
+static vg__reply vg__reply_if_awaited(vg_request *req, vg_result *res)
+{
+    if (vg__awaits_answer(req))
+        return vg__reply_for(req, res);
+    vg_result_free(res);
+    return vg__no_reply;
+}
 
 /* The winner's half: out of the watcher first, while the fd is surely
  * still the client's (fact 7), then resume exactly once. */
@@ -392,7 +416,7 @@ int vg_request_finish(vg_request *req, vg_result *res)
     app = req->app;
     /* If the watcher (client gone, deadline) or shutdown already answered,
      * the win fails and the response is dropped. */
-    if (vg__resume_win(req, vg__reply_for(req, res))) {
+    if (vg__resume_win(req, vg__reply_if_awaited(req, res))) {
         vg__resume_do(req);
         rc = 0;
     }
@@ -423,7 +447,7 @@ static void vg__run_handler(vg__task *task)
             vg__logf(&app->log, VG_LOG_ERROR,
                      "%s %s: vg_defer was called but a result returned",
                      req->method, req->path);
-        reply = vg__reply_for(req, res);
+        reply = vg__reply_if_awaited(req, res);
     }
     /* With no response (skipped, or no memory at all) a win still resumes:
      * the connection then closes instead of staying suspended forever. */
