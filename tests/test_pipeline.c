@@ -86,6 +86,27 @@ static void expect_header(const tu_response *r, const char *name,
     free(v);
 }
 
+/* expect() for a response whose one header `name` is all that matters
+ * (`want` NULL: absent). */
+static void expect_with(unsigned short port, const char *method,
+                        const char *path, long status, const char *name,
+                        const char *want)
+{
+    tu_response r = expect(port, method, path, status);
+
+    expect_header(&r, name, want);
+    tu_response_free(&r);
+}
+
+/* expect() for a response whose status is all that matters. */
+static void expect_status(unsigned short port, const char *method,
+                          const char *path, long status)
+{
+    tu_response r = expect(port, method, path, status);
+
+    tu_response_free(&r);
+}
+
 /* The value of header `name` in a raw response (up to its blank line),
  * malloc'd, or NULL. */
 static char *raw_header(const char *resp, const char *name)
@@ -424,19 +445,15 @@ START_TEST(middleware_returning_null_answers_500)
     atomic_int handled = 0;
     vg_group *after = vg_app_group(app, "/after");
     vg_group *before = vg_app_group(app, "/before");
-    tu_response r;
 
     ck_assert_int_eq(vg_group_use(after, mw_null_after, NULL), 0);
     ck_assert_int_eq(vg_group_use(before, mw_null_before, NULL), 0);
     ck_assert_int_eq(vg_group_map_get(after, "/x", counted, &handled), 0);
     ck_assert_int_eq(vg_group_map_get(before, "/x", counted, &handled), 0);
     tu_start(app);
-    r = expect(vg_app_port(app), "GET", "/after/x", 500);
-    expect_header(&r, "X-Handler", NULL);
-    tu_response_free(&r);
+    expect_with(vg_app_port(app), "GET", "/after/x", 500, "X-Handler", NULL);
     ck_assert_int_eq(atomic_load(&handled), 1);
-    r = expect(vg_app_port(app), "GET", "/before/x", 500);
-    tu_response_free(&r);
+    expect_status(vg_app_port(app), "GET", "/before/x", 500);
     ck_assert_int_eq(atomic_load(&handled), 1);
     vg_app_free(app);
 }
@@ -467,7 +484,6 @@ START_TEST(nested_group_prefixes_are_joined)
     vg_app *app = tu_app_new();
     vg_group *api, *v1, *root, *v2;
     unsigned short port;
-    tu_response r;
 
     api = vg_app_group(app, "/api");
     v1 = vg_group_group(api, "/v1");
@@ -491,10 +507,8 @@ START_TEST(nested_group_prefixes_are_joined)
     expect_body(port, "/api", "/api id=-");
     expect_body(port, "/health", "/health id=-");
     expect_body(port, "/v2/x", "/v2/x id=-");
-    r = expect(port, "GET", "/api/users/7", 404);
-    tu_response_free(&r);
-    r = expect(port, "GET", "/v1/users/7", 404);
-    tu_response_free(&r);
+    expect_status(port, "GET", "/api/users/7", 404);
+    expect_status(port, "GET", "/v1/users/7", 404);
     vg_app_free(app);
 }
 END_TEST
@@ -504,17 +518,14 @@ START_TEST(group_timeout_answers_504_for_a_slow_handler)
     vg_app *app = tu_app_new();
     vg_group *g = vg_app_group(app, "/slow");
     atomic_int reason = -1;
-    tu_response r;
 
     ck_assert_ptr_nonnull(g);
     ck_assert_int_eq(vg_group_set_timeout(g, 100), 0);
     ck_assert_int_eq(vg_group_map_get(g, "/x", wait_for_cancel, &reason), 0);
     ck_assert_int_eq(vg_map_get(app, "/fast", hello, NULL), 0);
     tu_start(app);
-    r = expect(vg_app_port(app), "GET", "/slow/x", 504);
-    tu_response_free(&r);
-    r = expect(vg_app_port(app), "GET", "/fast", 200);
-    tu_response_free(&r);
+    expect_status(vg_app_port(app), "GET", "/slow/x", 504);
+    expect_status(vg_app_port(app), "GET", "/fast", 200);
     vg_app_free(app); /* waits for the handler */
     ck_assert_int_eq(atomic_load(&reason), VG_CANCEL_TIMEOUT);
 }
@@ -586,7 +597,6 @@ START_TEST(nested_group_timeout_and_route_timeout_win)
     vg_group *to, *none;
     holder h;
     unsigned short port;
-    tu_response r;
     client held[2];
     int i;
 
@@ -613,10 +623,8 @@ START_TEST(nested_group_timeout_and_route_timeout_win)
     client_start(&held[0], port, "GET", "/to/exempt");
     client_start(&held[1], port, "GET", "/to/none/held");
     ck_assert(tu_latch_wait(&h.started, 2, WAIT_MS));
-    r = expect(port, "GET", "/to/slow", 504);
-    tu_response_free(&r);
-    r = expect(port, "GET", "/to/none/mapped", 504);
-    tu_response_free(&r);
+    expect_status(port, "GET", "/to/slow", 504);
+    expect_status(port, "GET", "/to/none/mapped", 504);
     vg_token_cancel(h.release);
     for (i = 0; i < 2; i++) {
         client_join(&held[i]);
@@ -728,9 +736,7 @@ START_TEST(app_middleware_sees_404_and_405_on_a_worker)
     tu_start(app);
     port = vg_app_port(app);
 
-    r = expect(port, "GET", "/nope", 404);
-    expect_header(&r, "X-Seen", "404 worker");
-    tu_response_free(&r);
+    expect_with(port, "GET", "/nope", 404, "X-Seen", "404 worker");
     r = expect(port, "POST", "/users", 405);
     expect_header(&r, "X-Seen", "405 worker");
     expect_header(&r, "Allow", "GET, HEAD, OPTIONS");
@@ -768,13 +774,12 @@ START_TEST(app_middleware_sees_the_fallback_which_runs_on_a_worker)
     port = vg_app_port(app);
 
     r = expect(port, "GET", "/some/where", 404);
-    ck_assert_str_eq(r.body, "fallback /some/where worker=1 token=1 route=none");
+    ck_assert_str_eq(r.body,
+                     "fallback /some/where worker=1 token=1 route=none");
     expect_header(&r, "X-Seen", "404 worker");
     tu_response_free(&r);
     /* A path with routes for other methods still gets 405. */
-    r = expect(port, "POST", "/users", 405);
-    expect_header(&r, "X-Seen", "405 worker");
-    tu_response_free(&r);
+    expect_with(port, "POST", "/users", 405, "X-Seen", "405 worker");
     ck_assert_int_eq(atomic_load(&seen), 2);
     vg_app_free(app);
 }
@@ -802,9 +807,7 @@ START_TEST(misses_without_app_middleware_are_still_404_and_405)
     expect_header(&r, "Allow", "GET, HEAD, OPTIONS");
     expect_header(&r, "X-Seen", NULL);
     tu_response_free(&r);
-    r = expect(port, "GET", "/api/users", 200);
-    expect_header(&r, "X-Seen", "200 worker");
-    tu_response_free(&r);
+    expect_with(port, "GET", "/api/users", 200, "X-Seen", "200 worker");
     ck_assert_int_eq(atomic_load(&group_seen), 1);
     vg_app_free(app);
 }
@@ -816,7 +819,6 @@ START_TEST(group_middleware_does_not_run_for_misses)
     vg_group *api = vg_app_group(app, "/api");
     atomic_int app_seen = 0, group_seen = 0;
     unsigned short port;
-    tu_response r;
 
     ck_assert_int_eq(vg_app_use(app, mw_count, &app_seen), 0);
     ck_assert_int_eq(vg_group_use(api, mw_count, &group_seen), 0);
@@ -824,16 +826,12 @@ START_TEST(group_middleware_does_not_run_for_misses)
     tu_start(app);
     port = vg_app_port(app);
 
-    r = expect(port, "GET", "/api/nope", 404);
-    tu_response_free(&r);
-    r = expect(port, "DELETE", "/api/users", 405);
-    tu_response_free(&r);
-    r = expect(port, "OPTIONS", "/api/users", 204);
-    tu_response_free(&r);
+    expect_status(port, "GET", "/api/nope", 404);
+    expect_status(port, "DELETE", "/api/users", 405);
+    expect_status(port, "OPTIONS", "/api/users", 204);
     ck_assert_int_eq(atomic_load(&app_seen), 3);
     ck_assert_int_eq(atomic_load(&group_seen), 0);
-    r = expect(port, "GET", "/api/users", 200);
-    tu_response_free(&r);
+    expect_status(port, "GET", "/api/users", 200);
     ck_assert_int_eq(atomic_load(&app_seen), 4);
     ck_assert_int_eq(atomic_load(&group_seen), 1);
     vg_app_free(app);
@@ -910,118 +908,126 @@ static void expect_keep_alive(int fd)
     ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\nhello"));
 }
 
-START_TEST(options_asterisk_lists_every_mapped_method)
+/* Sends `request` on `fd`, checks the status line begins with `status`
+ * ("HTTP/1.1 204") and returns the Allow header (malloc'd) or NULL. */
+static char *options_exchange(int fd, const char *request, const char *status,
+                              char *buf, size_t cap)
+{
+    raw_exchange(fd, request, buf, cap);
+    ck_assert_msg(strncmp(buf, status, strlen(status)) == 0, "%s", buf);
+    return raw_header(buf, "Allow");
+}
+
+/* One OPTIONS case on a kept-alive connection: returns how many requests
+ * it sent. `mw`: the app has a middleware (answers made on a worker). */
+typedef int (*options_case)(int fd, bool mw);
+
+/* Runs `fn` against options_app with and without an app middleware (and
+ * a mapped OPTIONS /users route if asked), then checks that the
+ * connection is still usable and the middleware saw every request. */
+static void run_options_case(options_case fn, bool map_options)
 {
     for (int mw = 0; mw <= 1; mw++) {
         atomic_int seen = 0;
         vg_app *app = options_app(mw, &seen);
-        char buf[4096], *allow, *set;
-        int fd;
+        int fd, sent;
 
+        if (map_options)
+            ck_assert_int_eq(vg_map(app, "OPTIONS", "/users", h_options, NULL),
+                             0);
         tu_start(app);
         fd = tu_connect(vg_app_port(app));
-        raw_exchange(fd, "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", buf,
-                     sizeof buf);
-        ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "%s", buf);
-        allow = raw_header(buf, "Allow");
-        ck_assert_ptr_nonnull(allow);
-        set = allow_set(allow);
-        ck_assert_str_eq(set, "DELETE GET HEAD OPTIONS PATCH POST PUT");
-        free(set);
-        free(allow);
+        sent = fn(fd, mw);
         expect_keep_alive(fd);
         close(fd);
-        ck_assert_int_eq(atomic_load(&seen), mw ? 2 : 0);
+        ck_assert_int_eq(atomic_load(&seen), mw ? sent + 1 : 0);
         vg_app_free(app);
     }
 }
+
+static int options_asterisk(int fd, bool mw)
+{
+    char buf[4096], *allow, *set;
+
+    (void)mw;
+    allow = options_exchange(fd, "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+                             "HTTP/1.1 200", buf, sizeof buf);
+    ck_assert_ptr_nonnull(allow);
+    set = allow_set(allow);
+    ck_assert_str_eq(set, "DELETE GET HEAD OPTIONS PATCH POST PUT");
+    free(set);
+    free(allow);
+    return 1;
+}
+
+START_TEST(options_asterisk_lists_every_mapped_method)
+{
+    run_options_case(options_asterisk, false);
+}
 END_TEST
+
+static int options_routed(int fd, bool mw)
+{
+    char buf[4096], *allow, *x;
+
+    allow = options_exchange(fd, "OPTIONS /users HTTP/1.1\r\nHost: x\r\n\r\n",
+                             "HTTP/1.1 204", buf, sizeof buf);
+    ck_assert_ptr_nonnull(allow);
+    ck_assert_str_eq(allow, "GET, HEAD, POST, OPTIONS");
+    free(allow);
+    x = raw_header(buf, "X-Seen");
+    ck_assert_msg(mw ? x != NULL && strcmp(x, "204 worker") == 0 : x == NULL,
+                  "X-Seen: %s", x ? x : "(none)");
+    free(x);
+    allow = options_exchange(fd,
+                             "OPTIONS /users/7 HTTP/1.1\r\nHost: x\r\n\r\n",
+                             "HTTP/1.1 204", buf, sizeof buf);
+    ck_assert_ptr_nonnull(allow);
+    ck_assert_str_eq(allow, "DELETE, OPTIONS");
+    free(allow);
+    return 2;
+}
 
 START_TEST(options_on_a_routed_path_answers_204_with_its_allow)
 {
-    for (int mw = 0; mw <= 1; mw++) {
-        atomic_int seen = 0;
-        vg_app *app = options_app(mw, &seen);
-        char buf[4096], *allow, *x;
-        int fd;
-
-        tu_start(app);
-        fd = tu_connect(vg_app_port(app));
-        raw_exchange(fd, "OPTIONS /users HTTP/1.1\r\nHost: x\r\n\r\n", buf,
-                     sizeof buf);
-        ck_assert_msg(strncmp(buf, "HTTP/1.1 204", 12) == 0, "%s", buf);
-        allow = raw_header(buf, "Allow");
-        ck_assert_ptr_nonnull(allow);
-        ck_assert_str_eq(allow, "GET, HEAD, POST, OPTIONS");
-        free(allow);
-        x = raw_header(buf, "X-Seen");
-        if (mw) {
-            ck_assert_ptr_nonnull(x);
-            ck_assert_str_eq(x, "204 worker");
-        } else {
-            ck_assert_ptr_null(x);
-        }
-        free(x);
-        raw_exchange(fd, "OPTIONS /users/7 HTTP/1.1\r\nHost: x\r\n\r\n", buf,
-                     sizeof buf);
-        ck_assert_msg(strncmp(buf, "HTTP/1.1 204", 12) == 0, "%s", buf);
-        allow = raw_header(buf, "Allow");
-        ck_assert_ptr_nonnull(allow);
-        ck_assert_str_eq(allow, "DELETE, OPTIONS");
-        free(allow);
-        expect_keep_alive(fd);
-        close(fd);
-        vg_app_free(app);
-    }
+    run_options_case(options_routed, false);
 }
 END_TEST
+
+static int options_mapped(int fd, bool mw)
+{
+    char buf[4096], *allow;
+
+    (void)mw;
+    allow = options_exchange(fd, "OPTIONS /users HTTP/1.1\r\nHost: x\r\n\r\n",
+                             "HTTP/1.1 200", buf, sizeof buf);
+    ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\nmy options"));
+    ck_assert_ptr_nonnull(allow);
+    ck_assert_str_eq(allow, "OPTIONS");
+    free(allow);
+    return 1;
+}
 
 START_TEST(mapped_options_route_wins)
 {
-    for (int mw = 0; mw <= 1; mw++) {
-        atomic_int seen = 0;
-        vg_app *app = options_app(mw, &seen);
-        char buf[4096], *allow;
-        int fd;
-
-        ck_assert_int_eq(vg_map(app, "OPTIONS", "/users", h_options, NULL), 0);
-        tu_start(app);
-        fd = tu_connect(vg_app_port(app));
-        raw_exchange(fd, "OPTIONS /users HTTP/1.1\r\nHost: x\r\n\r\n", buf,
-                     sizeof buf);
-        ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "%s", buf);
-        ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\nmy options"));
-        allow = raw_header(buf, "Allow");
-        ck_assert_ptr_nonnull(allow);
-        ck_assert_str_eq(allow, "OPTIONS");
-        free(allow);
-        expect_keep_alive(fd);
-        close(fd);
-        vg_app_free(app);
-    }
+    run_options_case(options_mapped, true);
 }
 END_TEST
 
+static int options_unknown(int fd, bool mw)
+{
+    char buf[4096];
+
+    (void)mw;
+    ck_assert_ptr_null(options_exchange(
+        fd, "OPTIONS /nowhere HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404",
+        buf, sizeof buf));
+    return 1;
+}
+
 START_TEST(options_on_an_unknown_path_is_404)
 {
-    for (int mw = 0; mw <= 1; mw++) {
-        atomic_int seen = 0;
-        vg_app *app = options_app(mw, &seen);
-        char buf[4096], *allow;
-        int fd;
-
-        tu_start(app);
-        fd = tu_connect(vg_app_port(app));
-        raw_exchange(fd, "OPTIONS /nowhere HTTP/1.1\r\nHost: x\r\n\r\n", buf,
-                     sizeof buf);
-        ck_assert_msg(strncmp(buf, "HTTP/1.1 404", 12) == 0, "%s", buf);
-        allow = raw_header(buf, "Allow");
-        ck_assert_ptr_null(allow);
-        expect_keep_alive(fd);
-        close(fd);
-        ck_assert_int_eq(atomic_load(&seen), mw ? 2 : 0);
-        vg_app_free(app);
-    }
+    run_options_case(options_unknown, false);
 }
 END_TEST
 
@@ -1718,7 +1724,6 @@ START_TEST(filters_run_app_then_groups_in_order_before_middleware)
                  gb = {"gb", 0, 0};
     vg_group *a = vg_app_group(app, "/a"), *b;
     unsigned short port;
-    tu_response r;
 
     ck_assert_ptr_nonnull(a);
     b = vg_group_group(a, "/b");
@@ -1738,9 +1743,7 @@ START_TEST(filters_run_app_then_groups_in_order_before_middleware)
     expect_trace(port, "/a/x", "f1 f2 ga >mw handler <mw");
     expect_trace(port, "/x", "f1 f2 >mw handler <mw");
     /* A miss passes the app's filters only. */
-    r = expect(port, "GET", "/a/nope", 404);
-    expect_header(&r, "X-Trace", "f1 f2 >mw <mw");
-    tu_response_free(&r);
+    expect_with(port, "GET", "/a/nope", 404, "X-Trace", "f1 f2 >mw <mw");
     ck_assert_int_eq(atomic_load(&f1.count), 4);
     ck_assert_int_eq(atomic_load(&f2.count), 4);
     ck_assert_int_eq(atomic_load(&ga.count), 2);
@@ -1793,8 +1796,7 @@ START_TEST(filter_answers_at_once_on_the_mhd_thread)
     ck_assert_int_eq(r.status, 403);
     tu_response_free(&r);
     ck_assert_int_eq(atomic_load(&mw), 0);
-    r = expect(port, "GET", "/x", 200);
-    tu_response_free(&r);
+    expect_status(port, "GET", "/x", 200);
     ck_assert_int_eq(atomic_load(&after.count), 1);
     ck_assert_int_eq(atomic_load(&mw), 1);
     ck_assert_int_eq(atomic_load(&handled), 1);
@@ -1829,7 +1831,6 @@ START_TEST(filter_response_header_reaches_every_answer)
     vg_request *req;
     unsigned short port;
     char buf[4096], *id;
-    tu_response r;
     int fd;
 
     handoff_init(&h);
@@ -1841,18 +1842,10 @@ START_TEST(filter_response_header_reaches_every_answer)
     tu_start(app);
     port = vg_app_port(app);
 
-    r = expect(port, "GET", "/ok", 200);
-    expect_header(&r, "X-Request-Id", "req-0");
-    tu_response_free(&r);
-    r = expect(port, "GET", "/nope", 404);
-    expect_header(&r, "X-Request-Id", "req-1");
-    tu_response_free(&r);
-    r = expect(port, "POST", "/ok", 405);
-    expect_header(&r, "X-Request-Id", "req-2");
-    tu_response_free(&r);
-    r = expect(port, "GET", "/slow", 504);
-    expect_header(&r, "X-Request-Id", "req-3");
-    tu_response_free(&r);
+    expect_with(port, "GET", "/ok", 200, "X-Request-Id", "req-0");
+    expect_with(port, "GET", "/nope", 404, "X-Request-Id", "req-1");
+    expect_with(port, "POST", "/ok", 405, "X-Request-Id", "req-2");
+    expect_with(port, "GET", "/slow", 504, "X-Request-Id", "req-3");
     fd = tu_connect(port);
     ck_assert(tu_send_all(fd, "GET /defer HTTP/1.1\r\nHost: x\r\n\r\n", 32));
     req = handoff_request(&h);
@@ -1911,7 +1904,8 @@ static void on_done(const vg_completion *c, void *arg)
         snprintf(e->target, sizeof e->target, "%s", c->target);
         e->has_route = c->route != NULL;
         snprintf(e->route, sizeof e->route, "%s", c->route ? c->route : "");
-        e->accessor_agrees = c->req != NULL && vg_request_route(c->req) == c->route;
+        e->accessor_agrees =
+            c->req != NULL && vg_request_route(c->req) == c->route;
         e->status = c->status;
         e->bytes = c->body_bytes;
         e->why = c->cancelled;
@@ -1970,8 +1964,7 @@ START_TEST(completion_hook_reports_status_bytes_and_route)
     tu_start(app);
     port = vg_app_port(app);
 
-    r = expect(port, "GET", "/text?q=1", 200);
-    tu_response_free(&r);
+    expect_status(port, "GET", "/text?q=1", 200);
     e = done_get(&d, 0);
     ck_assert_str_eq(e.method, "GET");
     ck_assert_str_eq(e.target, "/text?q=1");
@@ -1980,8 +1973,7 @@ START_TEST(completion_hook_reports_status_bytes_and_route)
     ck_assert_uint_eq(e.bytes, 5);
     ck_assert_int_eq(e.why, VG_CANCEL_NONE);
 
-    r = expect(port, "HEAD", "/text", 200);
-    tu_response_free(&r);
+    expect_status(port, "HEAD", "/text", 200);
     e = done_get(&d, 1);
     ck_assert_str_eq(e.method, "HEAD");
     ck_assert_str_eq(e.route, "/text");
@@ -1996,8 +1988,7 @@ START_TEST(completion_hook_reports_status_bytes_and_route)
     ck_assert_str_eq(e.route, "/api/v1/users/{id}");
     ck_assert_uint_eq(e.bytes, strlen("/api/v1/users/{id} id=7"));
 
-    r = expect(port, "GET", "/nope", 404);
-    tu_response_free(&r);
+    expect_status(port, "GET", "/nope", 404);
     e = done_get(&d, 3);
     ck_assert(!e.has_route);
     ck_assert_uint_eq(e.status, 404);
@@ -2502,7 +2493,6 @@ START_TEST(registration_after_start_is_ebusy)
 {
     vg_app *app = tu_app_new();
     vg_group *g = vg_app_group(app, "/g");
-    tu_response r;
 
     ck_assert_ptr_nonnull(g);
     ck_assert_int_eq(vg_group_map_get(g, "/x", hello, NULL), 0);
@@ -2525,10 +2515,8 @@ START_TEST(registration_after_start_is_ebusy)
     ck_assert_ptr_null(vg_group_group(g, "/late"));
     ck_assert_int_eq(errno, EBUSY);
     /* What was registered before still serves. */
-    r = expect(vg_app_port(app), "GET", "/g/x", 200);
-    tu_response_free(&r);
-    r = expect(vg_app_port(app), "GET", "/g/y", 404);
-    tu_response_free(&r);
+    expect_status(vg_app_port(app), "GET", "/g/x", 200);
+    expect_status(vg_app_port(app), "GET", "/g/y", 404);
     vg_app_free(app);
 }
 END_TEST
@@ -2541,7 +2529,8 @@ static Suite *pipeline_suite(void)
           *later = tcase_create("deferred and streamed"),
           *errs = tcase_create("errors"), *filters = tcase_create("filters"),
           *hooks = tcase_create("completion hooks"),
-          *reqs = tcase_create("requests"), *conf = tcase_create("configuration");
+          *reqs = tcase_create("requests"),
+          *conf = tcase_create("configuration");
     TCase *all[] = {mw, groups, lib, later, errs, filters, hooks, reqs, conf};
     size_t i;
 
