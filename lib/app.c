@@ -633,10 +633,6 @@ int vg_app_start(vg_app *app)
     if (atomic_load(&app->state) != VG__APP_NEW)
         return atomic_load(&app->state) == VG__APP_RUNNING ? -EALREADY
                                                            : -EINVAL;
-    /* The access log is a completion hook like any other. */
-    if (vg__log_enabled(&app->log, VG_LOG_INFO) &&
-        vg_app_on_complete(app, vg__log_access, &app->log) != 0)
-        return -ENOMEM;
     rc = vg__pipeline_prepare(app);
     if (rc != 0)
         return rc;

@@ -248,6 +248,9 @@ int vg__group_resolve(vg_group *g, const vg__chain *app_chain)
     g->effective_ms = g->timeout_ms >= 0 ? g->timeout_ms
                       : g->parent        ? g->parent->effective_ms
                                          : -1;
+    /* A start that failed may be tried again: resolve afresh. */
+    free(g->chain.mw);
+    free(g->chain.filters);
     if (vg__concat((void **)&g->chain.mw, &g->chain.nmw, base->mw, base->nmw,
                    g->mw, g->nmw, sizeof *g->mw) != 0 ||
         vg__concat((void **)&g->chain.filters, &g->chain.nfilters,

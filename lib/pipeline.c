@@ -124,8 +124,15 @@ static void vg__attach_route(void *ctx, const vg__route_view *route)
 int vg__pipeline_prepare(vg_app *app)
 {
     vg__pipeline *p = &app->pipe;
+    vg__hook access = {vg__log_access, &app->log};
     size_t i;
 
+    if (!p->access_logged && vg__log_enabled(&app->log, VG_LOG_INFO)) {
+        if (vg__grow((void **)&p->hooks, &p->nhooks, sizeof access,
+                     &access) != 0)
+            goto nomem;
+        p->access_logged = true;
+    }
     p->chain.mw = p->mw;
     p->chain.nmw = p->nmw;
     p->chain.filters = p->filters;
@@ -135,6 +142,7 @@ int vg__pipeline_prepare(vg_app *app)
         if (vg__group_resolve(p->groups[i], &p->chain) != 0)
             goto nomem;
     vg__router_visit(app->router, vg__attach_route, app);
+    free(p->all_methods);
     p->all_methods = vg__router_methods(app->router);
     if (p->all_methods == NULL)
         goto nomem;

@@ -63,6 +63,7 @@ typedef struct {
     void *error_arg;
     vg__chain chain;             /* the app's own chain, resolved at start */
     char *all_methods;           /* the Allow of "OPTIONS *", at start */
+    bool access_logged;          /* the access-log hook is registered */
 } vg__pipeline;
 
 /* Which kind of answer a request gets, as vg__pipeline_route decides. */
@@ -74,8 +75,10 @@ typedef enum {
     VG__ANSWER_ASTERISK     /* OPTIONS *: 200 with the app's methods */
 } vg__answer_kind;
 
-/* Resolves every chain, deadline and the "OPTIONS *" list once, at start.
- * 0 or -ENOMEM (logged). The configuring thread. */
+/* Resolves every chain, deadline and the "OPTIONS *" list at start, and
+ * adds the access log (lib/log.c) as a completion hook when the app logs
+ * at VG_LOG_INFO. Safe to call again after a start that failed. 0 or
+ * -ENOMEM (logged). The configuring thread. */
 int vg__pipeline_prepare(vg_app *app);
 /* Frees everything the pipeline holds, groups included. */
 void vg__pipeline_free(vg_app *app);
