@@ -2,14 +2,16 @@
  *
  * Shutdown order (DESIGN.md fact 8), run by the supervisor thread once
  * vg_app_stop rings its eventfd:
- *   1. quiesce the daemon and close the listening socket: no new clients;
+ *   1. quiesce the engine: no new connection is accepted;
  *   2. set `stopping`: requests that arrive on open connections get 503;
  *   3. wait up to the grace period for in-flight handlers to return;
  *   4. close the watcher's registry and, for every request still suspended,
- *      cancel its token (VG_CANCEL_SHUTDOWN) and resume it with a 503;
- *   5. wait for resumes in progress, then briefly for answers to go out;
- *   6. stop the daemon: no suspended connection is left for it to trip on.
- * Workers and the watcher outlive the daemon until vg_app_free, because a
+ *      cancel its token (VG_CANCEL_SHUTDOWN) and resume it with a 503, and
+ *      wait for resumes in progress (vg__engine_end_suspended);
+ *   5. wait briefly for answers to go out;
+ *   6. stop the engine's threads and daemons: no suspended connection is
+ *      left for them to trip on; close the listening socket.
+ * Workers and the watcher outlive the daemons until vg_app_free, because a
  * handler that ignores its token may still be running.
  */
 #ifdef HAVE_CONFIG_H
@@ -29,14 +31,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include <microhttpd.h>
-
 #include "app.h"
 #include "clock.h"
+#include "engine.h"
 #include "thread.h"
-#include "mhd_glue.h"
 #include "token.h"
-#include "request.h"
 
 /* How long shutdown waits for 503s and last answers to be written before
  * stopping the daemon regardless. */
@@ -447,32 +446,6 @@ int vg_map_inline(vg_app *app, const char *method, const char *pattern,
 
 /* ---- Counters ---- */
 
-static atomic_ullong *vg__cancel_counter(vg_app *app, vg_cancel_reason why)
-{
-    switch (why) {
-    case VG_CANCEL_CLIENT_GONE:
-        return &app->cancelled_client_gone;
-    case VG_CANCEL_TIMEOUT:
-        return &app->cancelled_timeout;
-    case VG_CANCEL_SHUTDOWN:
-        return &app->cancelled_shutdown;
-    default:
-        return NULL;
-    }
-}
-
-void vg__app_cancel(vg_app *app, vg_token *tok, vg_cancel_reason reason)
-{
-    atomic_ullong *counter = vg__cancel_counter(app, reason);
-
-    if (vg_token_is_cancelled(tok))
-        return;
-    if (counter != NULL)
-        atomic_fetch_add(counter, 1);
-    if (!vg__token_cancel_with(tok, reason) && counter != NULL)
-        atomic_fetch_sub(counter, 1);
-}
-
 void vg_app_stats(const vg_app *app, vg_stats *out)
 {
     vg_app *a = (vg_app *)app; /* atomics are read-only here */
@@ -487,16 +460,6 @@ void vg_app_stats(const vg_app *app, vg_stats *out)
     out->cancelled_client_gone = atomic_load(&a->cancelled_client_gone);
     out->cancelled_timeout = atomic_load(&a->cancelled_timeout);
     out->cancelled_shutdown = atomic_load(&a->cancelled_shutdown);
-}
-
-void vg__app_notify_drain(vg_app *app)
-{
-    /* Only a shutdown waits for the drain; the hot path pays one load. */
-    if (!atomic_load_explicit(&app->stopping, memory_order_acquire))
-        return;
-    pthread_mutex_lock(&app->lock);
-    pthread_cond_broadcast(&app->cond);
-    pthread_mutex_unlock(&app->lock);
 }
 
 /* ---- Start ---- */
@@ -609,19 +572,14 @@ static void *vg__supervisor_main(void *arg)
 /* Undoes a partial start; the app can then only be freed. */
 static void vg__start_failed(vg_app *app)
 {
-    if (app->daemon != NULL) {
-        /* A daemon that was never quiesced closes the listening socket. */
-        MHD_stop_daemon(app->daemon);
-        app->listen_fd = -1;
-    }
-    app->daemon = NULL;
+    vg__engine_stop(app->engine);
     if (app->listen_fd >= 0)
         close(app->listen_fd);
     app->listen_fd = -1;
     vg__pool_free(app->pool);
     app->pool = NULL;
-    vg__watcher_free(app->watcher);
-    app->watcher = NULL;
+    vg__engine_free(app->engine);
+    app->engine = NULL;
 }
 
 int vg_app_start(vg_app *app)
@@ -645,21 +603,18 @@ int vg_app_start(vg_app *app)
     vg__raise_nofile(app);
     app->pool = vg__pool_new(app->workers, app->queue_limit,
                              vg__awake_workers(), VG__FRESH_US, app->batch);
-    if (app->pool != NULL)
-        app->watcher = vg__watcher_new(
-            app->watch, app->request_timeout_ms > 0 || app->route_timeouts,
-            vg__glue_client_gone, vg__glue_deadline, &app->log);
-    if (app->pool == NULL || app->watcher == NULL) {
+    if (app->pool == NULL) {
         rc = -errno;
         vg__logf(&app->log, VG_LOG_ERROR, "cannot start threads: %s",
                  strerror(errno));
         vg__start_failed(app);
         return rc;
     }
-    app->daemon = vg__glue_start(app);
-    if (app->daemon == NULL) {
+    app->engine = vg__engine_start(app);
+    if (app->engine == NULL) {
+        rc = -errno;
         vg__start_failed(app);
-        return -EIO;
+        return rc;
     }
     rc = pthread_create(&app->supervisor, NULL, vg__supervisor_main, app);
     if (rc != 0) {
@@ -714,37 +669,18 @@ static void vg__wait_zero(vg_app *app, atomic_ullong *counter, unsigned ms)
 
 static void vg__app_shutdown(vg_app *app)
 {
-    vg_request **left = NULL;
-    size_t n, i;
-    MHD_socket fd;
-
     vg__logf(&app->log, VG_LOG_INFO, "stopping");
-    /* Quiescing hands the listening socket back so that no new connection
-     * is accepted; it is closed only once the daemon is stopped, and
-     * connections arriving meanwhile wait in the backlog and are reset
-     * then. libmicrohttpd 0.9.75 cannot quiesce an epoll thread pool
-     * safely (its threads and MHD_quiesce_daemon race to remove the socket
-     * from their epoll sets and the loser aborts the process), so in epoll
-     * mode the socket stays open until the daemon stops and new
-     * connections are answered 503 with "Connection: close". */
-    fd = vg__glue_can_quiesce(app) ? MHD_quiesce_daemon(app->daemon)
-                                   : MHD_INVALID_SOCKET;
+    /* No new connection is accepted from here on; the socket is closed
+     * once the engine has stopped, and connections arriving meanwhile wait
+     * in the backlog and are reset then. */
+    vg__engine_quiesce(app->engine);
     atomic_store(&app->stopping, true);
     vg__wait_zero(app, &app->in_flight, app->shutdown_grace_ms);
-
-    n = vg__watcher_close(app->watcher, &left);
-    for (i = 0; i < n; i++) {
-        vg__glue_shutdown(left[i]);
-        vg__request_unref(left[i]);
-    }
-    free(left);
-    vg__glue_wait_resumes(app);
+    vg__engine_end_suspended(app->engine);
     vg__wait_zero(app, &app->live, VG__DRAIN_MS);
-
-    MHD_stop_daemon(app->daemon); /* closes the socket unless quiesced */
-    app->daemon = NULL;
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    vg__engine_stop(app->engine);
+    if (app->listen_fd >= 0)
+        close(app->listen_fd);
     app->listen_fd = -1;
     atomic_store(&app->state, VG__APP_STOPPED);
     vg__logf(&app->log, VG_LOG_INFO, "stopped");
@@ -818,7 +754,7 @@ void vg_app_free(vg_app *app)
     /* Handlers may still run (a token ignored): the pool waits for them,
      * and they may still need the watcher until then. */
     vg__pool_free(app->pool);
-    vg__watcher_free(app->watcher);
+    vg__engine_free(app->engine);
     if (app->listen_fd >= 0)
         close(app->listen_fd);
     if (app->stop_fd >= 0)

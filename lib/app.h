@@ -15,7 +15,7 @@
 #include "router.h"
 #include "watcher.h"
 
-struct MHD_Daemon;
+struct vg__engine;
 
 typedef enum {
     VG__APP_NEW = 0,   /* configurable */
@@ -47,12 +47,12 @@ struct vg_app {
 
     /* Running parts. */
     atomic_int state;             /* vg__app_state */
-    struct MHD_Daemon *daemon;
+    struct vg__engine *engine;    /* event threads, daemons, watcher */
     int listen_fd;
     bool listen_adopted;          /* given by vg_app_set_listen_fd */
     unsigned short bound_port;
     vg__pool *pool;
-    vg__watcher *watcher;
+    vg__watcher *watcher;         /* the engine's (lib/engine.c) */
     int stop_fd;                  /* eventfd: vg_app_stop's async-signal-safe bell */
     pthread_t supervisor;
     bool supervisor_started, supervisor_joined;
@@ -74,15 +74,6 @@ struct vg_app {
     atomic_ullong cancelled_shutdown;
 };
 
-/* Cancels a request's token on the library's behalf and counts it by
- * reason. The count is taken before the token can be seen cancelled (and
- * given back if another cancel won), so a handler that wakes on the token
- * always finds it in vg_app_stats. Any thread. */
-void vg__app_cancel(vg_app *app, vg_token *tok, vg_cancel_reason reason);
-
-/* Called when a handler finished, a deferred request was finished or a
- * live request completed, so that a shutdown (or vg_app_free) waiting for
- * them to drain can look again. Any thread. */
-void vg__app_notify_drain(vg_app *app);
+#include "counters.h"
 
 #endif

@@ -46,6 +46,7 @@
 #include <microhttpd.h>
 
 #include "app.h"
+#include "engine.h"
 #include "thread.h"
 #include "mhd_glue.h"
 #include "pipeline.h"
@@ -321,6 +322,7 @@ static void vg__resume_do(vg_request *req)
 
     vg__watcher_remove(app->watcher, req);
     MHD_resume_connection(req->conn);
+    vg__engine_wake(req->conn_ctx);
     atomic_fetch_sub(&app->resuming, 1);
 }
 
@@ -334,10 +336,22 @@ void vg__glue_wait_resumes(vg_app *app)
 
 /* ---- Streams ---- */
 
-int vg__glue_park(vg_request *req)
+/* Whether the engine already saw this request's client close or
+ * half-close (lib/engine.c, vg__conn_hangup): suspending it would wait for
+ * an event that has come and gone. */
+static bool vg__client_left(const vg_request *req)
+{
+    return req->app->watch && req->conn_ctx != NULL && req->conn_ctx->hup;
+}
+
+static int vg__glue_park(vg_request *req)
 {
     vg_app *app = req->app;
 
+    if (vg__client_left(req)) {
+        vg__app_cancel(app, req->token, VG_CANCEL_CLIENT_GONE);
+        return -EPIPE;
+    }
     MHD_suspend_connection(req->conn);
     pthread_mutex_lock(&req->lock);
     req->suspended = true;
@@ -353,11 +367,23 @@ int vg__glue_park(vg_request *req)
     return 0;
 }
 
-void vg__glue_wake(vg_request *req)
+static void vg__glue_wake(vg_request *req)
 {
     if (vg__resume_win(req, vg__no_reply))
         vg__resume_do(req);
 }
+
+/* A request's last reference is gone: drop a response stored for it that
+ * was never queued (the completion callback normally takes it first). */
+static void vg__glue_release(vg_request *req)
+{
+    vg__glue_response_drop(req->response);
+    req->response = NULL;
+}
+
+/* What the request model may ask of this engine (request.h). */
+static const vg__engine_ops vg__glue_ops = {vg__glue_park, vg__glue_wake,
+                                            vg__glue_release};
 
 /* ---- Worker side ---- */
 
@@ -514,12 +540,10 @@ void vg__glue_shutdown(vg_request *req)
 
 static void *vg__on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
+    const union MHD_ConnectionInfo *ci;
     vg_app *app = cls;
     vg_request *req;
 
-    /* libmicrohttpd's threads hand requests to workers: same policy. */
-    if (app->batch)
-        vg__thread_batch_once();
     req = vg__request_new(app);
     if (req == NULL)
         return NULL;
@@ -528,6 +552,13 @@ static void *vg__on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         return NULL;
     }
     req->conn = conn;
+    req->engine = &vg__glue_ops;
+    /* The engine's view of the connection (lib/engine.c): the event thread
+     * to wake after a resume, and where a client leaving is noticed. */
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    req->conn_ctx = ci ? ci->socket_context : NULL;
+    if (req->conn_ctx != NULL)
+        req->conn_ctx->req = req;
     /* Only completion hooks (the access log is one) need the clock. */
     if (vg__pipeline_has_hooks(&app->pipe))
         req->start_ms = vg__now_ms();
@@ -548,6 +579,8 @@ static void vg__on_completed(void *cls, struct MHD_Connection *conn,
     if (req == NULL)
         return;
     *con_cls = NULL;
+    if (req->conn_ctx != NULL && req->conn_ctx->req == req)
+        req->conn_ctx->req = NULL;
     /* A winner's response that MHD never asked for (it closed the
      * connection instead of calling the handler again) must go now: a
      * stream's response references the request, which would otherwise
@@ -749,6 +782,11 @@ static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
         return vg__answer_result(req, conn, res);
     if (!on_worker)
         return vg__answer_result(req, conn, vg__pipeline_library(req));
+    if (vg__client_left(req)) {
+        /* Nobody to answer: no handler runs, the connection closes. */
+        vg__app_cancel(app, req->token, VG_CANCEL_CLIENT_GONE);
+        return MHD_NO;
+    }
     if (req->inline_)
         return vg__run_inline(app, req, conn);
     return vg__suspend_and_queue(app, req, conn);
@@ -898,57 +936,27 @@ static void vg__mhd_log(void *cls, const char *fmt, va_list ap)
     vg__logf(&app->log, VG_LOG_DEBUG, "libmicrohttpd: %s", line);
 }
 
-/* Up to this many connections MHD's threads use poll() (vg__mhd_mode). */
-#define VG__POLL_MAX_CONNECTIONS 1024
-
-/* libmicrohttpd's own polling threads: an epoll pool of at least two, never
- * one (one stalls at 128+ ready keep-alive connections, fact 11). */
-static unsigned vg__mhd_threads(void)
-{
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    return cpus > 2 ? (unsigned)(cpus > 16 ? 16 : cpus) : 2;
-}
-
-/* poll() or epoll for MHD's threads. Suspending and resuming costs MHD two
- * epoll_ctl calls per request in epoll mode and nothing in poll mode, which
- * makes poll mode cheaper per request (hello: ~27 vs ~35 us of CPU here,
- * bench/RESULTS.md);
- * but poll() walks every open connection on every turn, so with thousands
- * of idle keep-alive connections it halves throughput where epoll barely
- * moves. The connection limit says which world the app lives in. */
-static unsigned vg__mhd_mode(const vg_app *app)
-{
-    return app->max_connections <= VG__POLL_MAX_CONNECTIONS
-               ? MHD_USE_POLL_INTERNAL_THREAD
-               : MHD_USE_EPOLL_INTERNAL_THREAD;
-}
-
-bool vg__glue_can_quiesce(const vg_app *app)
-{
-    return vg__mhd_mode(app) == MHD_USE_POLL_INTERNAL_THREAD;
-}
-
-struct MHD_Daemon *vg__glue_start(vg_app *app)
+struct MHD_Daemon *vg__glue_daemon(vg_app *app,
+                                   MHD_NotifyConnectionCallback on_conn,
+                                   void *on_conn_cls)
 {
     struct MHD_Daemon *d;
 
+    /* No thread and no listening socket of its own: an event thread of
+     * lib/engine.c accepts connections for it and runs it. */
     d = MHD_start_daemon(
-        vg__mhd_mode(app) | MHD_ALLOW_SUSPEND_RESUME |
+        MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_ERROR_LOG,
         0, NULL, NULL, vg__on_access, app,
-        MHD_OPTION_LISTEN_SOCKET, app->listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, vg__mhd_threads(),
         MHD_OPTION_CONNECTION_LIMIT, app->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, app->per_ip_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, app->idle_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, app->header_limit,
         MHD_OPTION_URI_LOG_CALLBACK, vg__on_uri, app,
         MHD_OPTION_NOTIFY_COMPLETED, vg__on_completed, app,
+        MHD_OPTION_NOTIFY_CONNECTION, on_conn, on_conn_cls,
         MHD_OPTION_EXTERNAL_LOGGER, vg__mhd_log, app,
         MHD_OPTION_END);
     if (d == NULL)
-        vg__logf(&app->log, VG_LOG_ERROR,
-                 "libmicrohttpd refused to start on port %u",
-                 (unsigned)app->bound_port);
+        vg__logf(&app->log, VG_LOG_ERROR, "libmicrohttpd refused to start");
     return d;
 }

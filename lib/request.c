@@ -12,7 +12,6 @@
 
 #include <microhttpd.h>
 
-#include "mhd_glue.h"
 #include "request.h"
 #include "result.h"
 #include "token.h"
@@ -57,8 +56,8 @@ static void vg__request_free(vg_request *req)
         next = c->next;
         free(c);
     }
-    if (req->response != NULL)
-        vg__glue_response_drop(req->response);
+    if (req->engine != NULL)
+        req->engine->release(req);
     json_decref(req->json);
     free(req->body);
     free(req->headers.items);

@@ -45,6 +45,16 @@ typedef struct vg__chunk {
     char data[];
 } vg__chunk;
 
+/* What the request model asks of the engine that serves the request: the
+ * engine installs these on every request it creates (lib/mhd_glue.c), so
+ * that request.c and stream.c never call into the engine by name. */
+typedef struct {
+    int (*park)(vg_request *req);     /* a stream has nothing to send:
+                                         suspend; 0 or -ESHUTDOWN */
+    void (*wake)(vg_request *req);    /* a stream has data or ended */
+    void (*release)(vg_request *req); /* free what the engine attached */
+} vg__engine_ops;
+
 /* Where a request is in the access handler's state machine. */
 typedef enum {
     VG__REQ_NEW = 0,      /* request line seen (URI log callback) */
@@ -58,9 +68,11 @@ struct vg_request {
     atomic_uint refs;           /* MHD's, the worker's, the watcher's batch */
     vg_app *app;
     vg_token *token;
+    const vg__engine_ops *engine; /* NULL for requests made without one */
 
     /* Glue-owned: touched only on libmicrohttpd's thread for this connection. */
     struct MHD_Connection *conn;
+    struct vg__conn *conn_ctx;  /* the engine's view of its connection */
     vg__req_state state;
     int fd;                     /* the client socket, for the watcher */
 

@@ -6,7 +6,8 @@
  * when the buffer is empty the connection is parked: suspended and handed
  * to the watcher, so that it costs no thread and a vanished client is still
  * noticed. The next write (or the end) wins the resume through the same
- * arbitration as a handler's result (lib/mhd_glue.c).
+ * arbitration as a handler's result (lib/mhd_glue.c), reached through the
+ * request's engine interface (vg__engine_ops).
  *
  * Lock order: stream lock, then the request's lock and the watcher's. No
  * code takes the stream lock while holding either of those.
@@ -22,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mhd_glue.h"
 #include "request.h"
 #include "result.h"
 #include "stream.h"
@@ -187,7 +187,7 @@ static int vg__stream_append(vg_stream *s, const char *const *parts,
     wake = rc == 0 && total > 0 && vg__stream_unpark(s);
     pthread_mutex_unlock(&s->lock);
     if (wake)
-        vg__glue_wake(s->req);
+        s->req->engine->wake(s->req);
     return rc;
 }
 
@@ -229,7 +229,7 @@ void vg_stream_end(vg_stream *s)
     wake = vg__stream_unpark(s);
     pthread_mutex_unlock(&s->lock);
     if (wake)
-        vg__glue_wake(s->req);
+        s->req->engine->wake(s->req);
     vg__stream_unref(s);
 }
 
@@ -260,7 +260,7 @@ ssize_t vg__stream_read(vg_stream *s, char *buf, size_t max)
     }
     /* Park under the lock, so that a writer either came before (and we saw
      * its bytes) or comes after and sees `parked`. */
-    if (vg__glue_park(s->req) == 0)
+    if (s->req->engine->park(s->req) == 0)
         s->parked = true;
     else
         s->closed = true; /* shutting down: the next read reports it */

@@ -479,10 +479,10 @@ static void assert_workers(unsigned short port, int policy)
     ck_assert_int_eq(with, 2);
 }
 
-/* Worker routes and inline routes (libmicrohttpd's thread) run under
- * SCHED_BATCH by default and under SCHED_OTHER when it is turned off; the
- * thread that starts the app is never touched, and the watcher, monitor
- * and supervisor (named threads) keep the normal policy. */
+/* Worker routes and inline routes (an event thread, which runs
+ * libmicrohttpd) run under SCHED_BATCH by default and under SCHED_OTHER
+ * when it is turned off; the thread that starts the app is never touched,
+ * and the monitor and supervisor (named threads) keep the normal policy. */
 START_TEST(test_batch_scheduling)
 {
     for (int on = 1; on >= 0; on--) {
@@ -511,7 +511,8 @@ START_TEST(test_batch_scheduling)
         ck_assert_int_eq(policy, SCHED_OTHER);
         assert_workers(vg_app_port(app), on ? SCHED_BATCH : SCHED_OTHER);
         {
-            static const char *const normal[] = {"vg-watcher", "vg-monitor",
+            /* The watcher thread exists only for deadlines (none here). */
+            static const char *const normal[] = {"vg-monitor",
                                                  "vg-supervisor"};
             int with;
 
