@@ -20,7 +20,7 @@
  *  - Threads: app configuration (vg_app_set_*, vg_map*, vg_app_use,
  *    groups) must happen before vg_app_start and from one thread. Handlers
  *    and middleware run on the app's worker threads, several at once
- *    (inline routes: on libmicrohttpd's threads); filters, completion hooks
+ *    (inline routes: on the event threads); filters, completion hooks
  *    and, for some errors, the error handler run on libmicrohttpd's
  *    threads and must not block. Tokens and results may be used from any
  *    thread. Each function states anything beyond that.
@@ -113,7 +113,7 @@ typedef enum {
 /**
  * A log sink. `msg` is one line without a trailing newline, borrowed for the
  * call. Runs on whichever thread logs (the caller of a vg_app_* function,
- * a libmicrohttpd thread, the watcher or a worker), possibly on several at
+ * an event thread, the watcher or a worker), possibly on several at
  * once, so it must be thread-safe.
  */
 typedef void (*vg_log_fn)(vg_log_level level, const char *msg, void *arg);
@@ -165,16 +165,16 @@ int vg_app_set_request_timeout(vg_app *app, unsigned ms);
 /** How long in-flight requests may finish after a stop is asked before
  *  their tokens are cancelled with VG_CANCEL_SHUTDOWN; default 10000. */
 int vg_app_set_shutdown_grace(vg_app *app, unsigned ms);
-/** Most concurrent connections; default 10000 (RLIMIT_NOFILE is raised
- *  toward what that needs where the system allows). It also picks how
- *  libmicrohttpd's threads wait: up to 1024, poll(), which costs the least
- *  per request; above, epoll, which stays fast with thousands of idle
- *  keep-alive connections (poll() halves throughput with 3,000 of them). */
+/** Most concurrent connections, counted across every event thread;
+ *  default 10000 (RLIMIT_NOFILE is raised toward what that needs where the
+ *  system allows). A connection over the limit is closed at once. */
 int vg_app_set_max_connections(vg_app *app, unsigned n);
 /** Largest accepted request body; default 1 MiB. Larger bodies get 413. */
 int vg_app_set_body_limit(vg_app *app, size_t bytes);
-/** Most concurrent connections from one IP address; 0 = no limit (the
- *  default). A connection over the limit is closed at once. */
+/** Most concurrent connections from one IP address (an IPv4 client seen
+ *  over an IPv6 socket counts as its IPv4 address), across every event
+ *  thread; 0 = no limit (the default). A connection over the limit is
+ *  closed at once. */
 int vg_app_set_per_ip_limit(vg_app *app, unsigned n);
 /** Seconds a connection may stay idle (between requests, or while a
  *  client trickles a request or stops reading) before it is closed;
@@ -188,21 +188,26 @@ int vg_app_set_header_limit(vg_app *app, size_t bytes);
  *  worker is busy and this many wait, new requests get 503 with
  *  Retry-After: 1 instead of growing memory without bound. */
 int vg_app_set_queue_limit(vg_app *app, unsigned n);
-/** Whether a watcher thread watches suspended connections for the client
- *  going away (default true). Turning it off is for measuring its cost:
- *  without it a vanished client is noticed only when the handler returns. */
+/** Whether a client going away while its request is suspended (a handler
+ *  running, a deferred answer, a parked stream) cancels the request's token
+ *  at once (default true). The event threads see it on the connection's
+ *  socket, which is in their epoll set for its whole life, so watching
+ *  costs nothing per request. Turning it off is for measuring: without it
+ *  a vanished client is noticed only when the handler returns. */
 int vg_app_set_disconnect_watch(vg_app *app, bool on);
-/** Whether the worker threads and libmicrohttpd's threads run under Linux's
+/** Whether the worker threads and the event threads run under Linux's
  *  SCHED_BATCH policy (default true). Such a thread does not preempt the
- *  running one when woken, so requests pass between libmicrohttpd's threads
- *  and the workers in batches rather than one context switch each: about
- *  0.2 instead of 0.6 switches and 7-30% less CPU per request on a 2-core
- *  machine under load (bench/RESULTS.md). The price: when other programs keep the
- *  CPUs busy, a woken worker may wait up to a scheduler time slice (a few
- *  milliseconds) longer to run. Threads a handler creates inherit the
- *  policy; the disconnect watcher keeps the default policy, so cancellation
- *  is not delayed. Real-time threads are never demoted; where the policy
- *  does not exist, nothing changes. */
+ *  running one when woken, so requests pass between the event threads and
+ *  the workers in batches rather than one context switch each: about 0.2
+ *  instead of 0.6 switches and 7-30% less CPU per request on a 2-core
+ *  machine under load (bench/RESULTS.md). The price: when other programs
+ *  keep the CPUs busy, a woken thread may wait up to a scheduler time slice
+ *  (a few milliseconds) longer to run; that includes the event thread that
+ *  notices a client leaving, so on a saturated machine cancellation may
+ *  come a few milliseconds later (turn this off where that matters more
+ *  than CPU). Threads a handler creates inherit the policy; the deadline
+ *  watcher keeps the default policy. Real-time threads are never demoted;
+ *  where the policy does not exist, nothing changes. */
 int vg_app_set_batch_scheduling(vg_app *app, bool on);
 /** Sets SO_REUSEPORT on the socket the app binds (default off), so that
  *  several processes, each with its own app on the same address, share the
@@ -232,12 +237,14 @@ int vg_systemd_listen_fd(void);
 /**
  * Binds the address (or takes the socket given with vg_app_set_listen_fd)
  * and starts serving on background threads, named so that top -H, gdb and
- * perf tell them apart: libmicrohttpd's ("MHD-worker"; one per CPU, at
- * least 2, at most 16), the workers ("vg-worker"; vg_app_set_workers; a
- * sleeping worker is woken only when no awake one will take the request
- * soon), "vg-monitor", which watches the queue for workers stuck in a
- * handler, the disconnect and deadline watcher ("vg-watcher"; unless
- * neither is used) and "vg-supervisor" for shutdown. Returns 0, or -EADDRINUSE, -EACCES, -EADDRNOTAVAIL (from bind),
+ * perf tell them apart: the event threads ("vg-event"; one per CPU, at
+ * least 2, at most 16), each accepting connections and driving its own
+ * libmicrohttpd daemon, which also notice clients leaving; the workers
+ * ("vg-worker"; vg_app_set_workers; a sleeping worker is woken only when
+ * no awake one will take the request soon); "vg-monitor", which watches
+ * the queue for workers stuck in a handler; the deadline watcher
+ * ("vg-watcher"; only when some route has a deadline) and "vg-supervisor"
+ * for shutdown. Returns 0, or -EADDRINUSE, -EACCES, -EADDRNOTAVAIL (from bind),
  * -EDESTADDRREQ (no address and no socket), -EALREADY if already started,
  * -EINVAL if the app was stopped (an app runs once) or another negative
  * errno-style code. On failure nothing stays running and the error is
@@ -259,9 +266,8 @@ int vg_app_run(vg_app *app);
 
 /**
  * Begins a graceful shutdown and returns at once: new connections are no
- * longer accepted (with more than 1024 allowed connections, see
- * vg_app_set_max_connections, they still are until the daemon stops, and
- * get 503), requests arriving on open connections get 503, in-flight
+ * longer accepted (they wait in the listen backlog and are reset when the
+ * socket closes), requests arriving on open connections get 503, in-flight
  * requests have the shutdown grace to finish, after which their tokens are
  * cancelled with VG_CANCEL_SHUTDOWN and their clients get 503. Any thread,
  * async-signal-safe, idempotent; NULL or an app never started is a no-op.
@@ -363,7 +369,7 @@ int vg_map_inline(vg_app *app, const char *method, const char *pattern,
  * What runs around a handler, in this order for a request that a route
  * matches:
  *   1. filters (vg_app_filter, then each enclosing group's vg_group_filter
- *      from the outermost in), on libmicrohttpd's thread, before the
+ *      from the outermost in), on an event thread, before the
  *      request is handed to a worker: quick yes/no decisions (a CORS
  *      preflight, a rate limit) that must cost no hand-off;
  *   2. middleware (vg_app_use, then each enclosing group's vg_group_use
@@ -379,9 +385,9 @@ int vg_map_inline(vg_app *app, const char *method, const char *pattern,
  * The library's own answers to routing misses (404, 405, OPTIONS on a
  * routed path, OPTIONS *) and the fallback pass through the app's filters
  * and middleware too (not through any group's). With no app middleware
- * they are answered at once on libmicrohttpd's thread; with some they run
+ * they are answered at once on an event thread; with some they run
  * on a worker like a handler, so that no middleware ever runs on
- * libmicrohttpd's thread unless its route is inline.
+ * an event thread unless its route is inline.
  *
  * Middleware sees the request's token: a client leaving while a middleware
  * blocks cancels it exactly as in a handler. A deferred or streamed result
@@ -398,7 +404,7 @@ int vg_map_inline(vg_app *app, const char *method, const char *pattern,
  * Return vg_next_run(next)'s result (possibly decorated), another result
  * (freeing the one that came back), or a result of its own without calling
  * vg_next_run. Returning NULL answers 500. Runs on the thread that runs the
- * handler: a worker, or libmicrohttpd's thread for an inline route (then it
+ * handler: a worker, or an event thread for an inline route (then it
  * must not block either). `arg` is the pointer given at registration.
  */
 typedef vg_result *(*vg_middleware)(vg_request *req, vg_next *next,
@@ -420,7 +426,7 @@ vg_result *vg_next_run(vg_next *next);
 int vg_app_use(vg_app *app, vg_middleware fn, void *arg);
 
 /**
- * A filter: a quick decision made on libmicrohttpd's thread before the
+ * A filter: a quick decision made on an event thread before the
  * request is handed to a worker. Return NULL to let the request through,
  * or a result to answer it at once (it then skips the middleware and the
  * handler). It must not block, defer or start a stream; it may use
@@ -552,7 +558,7 @@ typedef void (*vg_complete_fn)(const vg_completion *c, void *arg);
 /**
  * Calls `fn(c, arg)` once for every request when it has really ended: its
  * answer sent (or the connection lost), a deferred request finished, a
- * stream ended. Runs on libmicrohttpd's thread: it must not block (count,
+ * stream ended. Runs on an event thread: it must not block (count,
  * log, hand off). Hooks run in registration order; the access log (see
  * vg_app_set_logger) is one of them. Returns as vg_app_use.
  */
@@ -798,8 +804,9 @@ int vg_sse_retry(vg_stream *s, unsigned ms);
  * A token starts uncancelled and is cancelled at most once, with a reason
  * that never changes afterwards. Every function here may be called from any
  * thread. A request's token is cancelled by the library: with
- * VG_CANCEL_CLIENT_GONE on the watcher thread or a libmicrohttpd thread,
- * VG_CANCEL_TIMEOUT and VG_CANCEL_SHUTDOWN on the watcher thread.
+ * VG_CANCEL_CLIENT_GONE on an event thread, VG_CANCEL_TIMEOUT on the
+ * watcher thread, VG_CANCEL_SHUTDOWN on the shutdown supervisor (or an
+ * event thread, for a connection closed by the shutdown).
  * @{
  */
 

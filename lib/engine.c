@@ -66,7 +66,6 @@ struct vg__loop {
     int bell;          /* eventfd: rung after a resume, and to stop */
     atomic_bool rung;  /* the bell is rung and the thread has not woken */
     int spare_fd;      /* given up to refuse a connection when out of fds */
-    int mhd_epfd;      /* the daemon's own epoll set */
     bool started;      /* libmicrohttpd reported the last added connection */
     bool running;      /* the thread was created */
     pthread_t thread;
@@ -132,15 +131,11 @@ static void vg__release(vg__engine *e, const struct sockaddr *sa)
  *   - libmicrohttpd 0.9.75 in epoll mode takes a short read as "socket
  *     drained", so a FIN that came with the last bytes of a request cut
  *     short is never read and the socket would sit in CLOSE_WAIT until the
- *     idle timeout: the event re-arms the socket in libmicrohttpd's own
- *     epoll set (EPOLL_CTL_MOD with the events and pointer it uses), which
- *     makes it look again, read the end of the stream and close.
+ *     idle timeout: on the event the engine shuts its side of the socket
+ *     down too, and libmicrohttpd, which always hears of a hung-up socket,
+ *     closes the connection at once.
  * No epoll_ctl is made per request: only when a connection opens and
  * closes. */
-
-/* The events and data libmicrohttpd 0.9.75 registers a connection with
- * (daemon.c, new_connection_process_). */
-#define VG__MHD_CONN_EVENTS (EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLET)
 
 static vg__conn *vg__conn_new(vg__loop *l, struct MHD_Connection *conn)
 {
@@ -176,17 +171,16 @@ static void vg__conn_free(vg__conn *c)
 static void vg__conn_hangup(vg__conn *c)
 {
     vg__loop *l = c->loop;
-    struct epoll_event ev;
 
     c->hup = true;
     if (c->req != NULL && l->engine->app->watch)
         vg__glue_client_gone(c->req); /* nothing if it is not suspended */
-    /* Fails with ENOENT while libmicrohttpd has the socket out of its set
-     * (suspended); it re-adds it on resume, and the ADD reports the end. */
-    memset(&ev, 0, sizeof ev);
-    ev.events = VG__MHD_CONN_EVENTS;
-    ev.data.ptr = c->conn;
-    epoll_ctl(l->mhd_epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    /* Shutting our side too turns the half-closed socket into a hung-up
+     * one, which libmicrohttpd treats as an error and closes whatever it
+     * was doing with it, even where it would never have read the end of
+     * the stream. (A client that half-closes is treated as gone, DESIGN.md
+     * fact 13.) A suspended socket is closed when it is resumed. */
+    shutdown(c->fd, SHUT_RDWR);
 }
 
 /* libmicrohttpd's word that a connection started or closed. STARTED marks
@@ -365,7 +359,6 @@ static int vg__loop_init(vg__engine *e, vg__loop *l)
         return -EIO;
     di = MHD_get_daemon_info(l->daemon, MHD_DAEMON_INFO_EPOLL_FD);
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
-    l->mhd_epfd = di ? di->epoll_fd : -1;
     l->bell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (di == NULL || l->epfd < 0 || l->bell < 0 ||
@@ -402,8 +395,8 @@ vg__engine *vg__engine_start(vg_app *app)
     /* The event threads watch sockets themselves (vg__conn_hangup): the
      * watcher keeps the registry and the deadlines. */
     e->watcher = vg__watcher_new(
-        false, app->request_timeout_ms > 0 || app->route_timeouts,
-        vg__glue_client_gone, vg__glue_deadline, &app->log);
+        app->request_timeout_ms > 0 || app->route_timeouts,
+        vg__glue_deadline, &app->log);
     if (e->loops == NULL || e->watcher == NULL ||
         (app->per_ip_limit > 0 && e->iptab == NULL)) {
         rc = -ENOMEM;

@@ -666,9 +666,6 @@ static unsigned vg__copy_request(vg_request *req, struct MHD_Connection *conn,
 static enum MHD_Result vg__suspend_and_queue(vg_app *app, vg_request *req,
                                              struct MHD_Connection *conn)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    req->fd = ci ? ci->connect_fd : -1;
     req->state = VG__REQ_DISPATCHED;
     req->suspended = true;
     MHD_suspend_connection(conn);

@@ -18,9 +18,10 @@ struct MHD_Daemon *vg__glue_daemon(vg_app *app,
                                    MHD_NotifyConnectionCallback on_conn,
                                    void *on_conn_cls);
 
-/* The watcher's report: the client of a suspended request went away.
- * Cancels its token (VG_CANCEL_CLIENT_GONE) and resumes it, unless the
- * worker already won the right to resume. Watcher thread. */
+/* The event thread's report: the client of a request went away. If the
+ * request is suspended, cancels its token (VG_CANCEL_CLIENT_GONE) and
+ * resumes it, unless someone already won the right to resume; otherwise
+ * does nothing. The request's event thread. */
 void vg__glue_client_gone(vg_request *req);
 
 /* The watcher's report: the request's deadline passed. Cancels its token

@@ -33,7 +33,6 @@ vg_request *vg__request_new(vg_app *app)
     atomic_init(&req->refs, 1);
     pthread_mutex_init(&req->lock, NULL);
     req->app = app;
-    req->fd = -1;
     req->watch_slot = -1;
     return req;
 }

@@ -74,7 +74,6 @@ struct vg_request {
     struct MHD_Connection *conn;
     struct vg__conn *conn_ctx;  /* the engine's view of its connection */
     vg__req_state state;
-    int fd;                     /* the client socket, for the watcher */
 
     /* Resume arbitration: `suspended` is true from suspend until the one
      * thread that wins the right to resume clears it; the winner stores the

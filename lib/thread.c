@@ -47,13 +47,3 @@ int vg__thread_batch(void)
     return -ENOSYS;
 #endif
 }
-
-void vg__thread_batch_once(void)
-{
-    static _Thread_local bool done;
-
-    if (done)
-        return;
-    done = true;
-    (void)vg__thread_batch();
-}

@@ -16,9 +16,4 @@ void vg__thread_name(const char *name);
  * its policy on failure. */
 int vg__thread_batch(void);
 
-/* vg__thread_batch, once per thread: for threads the library does not
- * create (libmicrohttpd's), called from their callbacks. Costs one
- * thread-local load after the first call. */
-void vg__thread_batch_once(void);
-
 #endif

@@ -1,30 +1,22 @@
-/* watcher.c - notices clients that go away while their request is suspended.
+/* watcher.c - the registry of suspended requests and their deadlines.
  *
- * libmicrohttpd does not poll a suspended connection, so a client that
- * closes it would go unnoticed until the handler returns (DESIGN.md fact 1).
- * The watcher keeps its own epoll set over the sockets of suspended requests
- * and reports EPOLLRDHUP/HUP/ERR. It also is the registry of everything
- * suspended, which shutdown walks to resume each request exactly once.
+ * Everything suspended (a handler running, a deferred answer, a parked
+ * stream) is registered here, so that shutdown can walk what is left and
+ * resume each request exactly once (DESIGN.md fact 8).
  *
  * It also enforces request deadlines (libmicrohttpd never times out a
  * suspended connection, DESIGN.md fact 9). Requests that share a timeout
  * value expire in the order they were registered, so one FIFO list per
  * distinct value (the app's, and each route override in use) threaded
  * through the table is all the timer needs: O(1) to add and to remove, and
- * the next expiry is the earliest of a handful of list heads.
+ * the next expiry is the earliest of a handful of list heads. A thread
+ * ("vg-watcher", under the default scheduling policy so that deadlines are
+ * not delayed) sleeps until the next one and exists only when some route
+ * has a deadline.
  *
- * Fast requests should not pay for being watched (the seed: tasks faster
- * than a blink "won't be affected"). So a socket is put in the epoll set
- * only once its request has stayed suspended for VG__ARM_DELAY_US: most
- * requests are answered and unregistered before that and cost no epoll_ctl
- * at all. Arming is one more FIFO list; a client that left before its
- * socket was armed is reported at once by the ADD itself (epoll checks the
- * socket's state when it is added).
- *
- * Requests are named in the epoll set by table slot and generation rather
- * than by pointer: an event may still be in a batch after another thread
- * removed the request and it was freed, and a stale slot/generation is
- * simply ignored, where a stale pointer would be a use-after-free.
+ * Clients leaving are noticed by the event threads themselves
+ * (lib/engine.c): every connection's socket is in its thread's epoll set
+ * for its whole life, so no socket is added or removed here per request.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -48,8 +40,6 @@
 #define VG__WAKE_KEY (UINT64_MAX - 1)
 #define VG__BATCH 64
 #define VG__UNLINKED (-2)
-#define VG__ARM_DELAY_US 1000
-#define VG__TICK_IDLE_US 100000
 
 typedef struct {
     vg_request *req;     /* NULL when free */
@@ -58,9 +48,6 @@ typedef struct {
     int prev, next;      /* deadline list; VG__UNLINKED when not on it */
     int list;            /* index in `lists` while linked */
     uint64_t deadline;   /* CLOCK_MONOTONIC, ms */
-    int aprev, anext;    /* arming list; VG__UNLINKED when not on it */
-    uint64_t arm_at;     /* CLOCK_MONOTONIC, us */
-    bool armed;          /* its socket is in the epoll set */
 } vg__slot;
 
 /* The requests registered with one timeout value, oldest first. */
@@ -79,61 +66,16 @@ struct vg__watcher {
     vg__dlist *lists;         /* one per distinct timeout value seen */
     int nlists;
 
-    bool watch_fds;
-    int arm_head, arm_tail;   /* sockets waiting to be armed, oldest first */
-    bool ticking;             /* the thread wakes every ms by itself */
-    uint64_t last_add;        /* CLOCK_MONOTONIC us of the latest add */
     int epfd, stop_fd, wake_fd;
     pthread_t thread;
     bool thread_started;
-    vg__gone_fn gone, expired;
+    vg__gone_fn expired;
     const vg__log *log;
 };
-
-static uint64_t vg__clock_us(void)
-{
-    return vg__clock_ns() / 1000u;
-}
 
 static uint64_t vg__clock_ms(void)
 {
     return vg__clock_ns() / 1000000u;
-}
-
-/* Appends `slot` to the arming list; the caller holds the lock. Returns
- * true if the list was empty (the watcher must be woken to arm a timer). */
-static bool vg__arm_append(vg__watcher *w, int slot)
-{
-    bool was_empty = w->arm_head < 0;
-    vg__slot *s = &w->slots[slot];
-
-    w->last_add = vg__clock_us();
-    s->arm_at = w->last_add + VG__ARM_DELAY_US;
-    s->aprev = w->arm_tail;
-    s->anext = -1;
-    if (was_empty)
-        w->arm_head = slot;
-    else
-        w->slots[w->arm_tail].anext = slot;
-    w->arm_tail = slot;
-    return was_empty;
-}
-
-static void vg__arm_unlink(vg__watcher *w, int slot)
-{
-    vg__slot *s = &w->slots[slot];
-
-    if (s->aprev == VG__UNLINKED)
-        return;
-    if (s->aprev >= 0)
-        w->slots[s->aprev].anext = s->anext;
-    else
-        w->arm_head = s->anext;
-    if (s->anext >= 0)
-        w->slots[s->anext].aprev = s->aprev;
-    else
-        w->arm_tail = s->aprev;
-    s->aprev = s->anext = VG__UNLINKED;
 }
 
 /* The list for `timeout_ms`, created on first use; -1 on ENOMEM. */
@@ -201,11 +143,6 @@ static void vg__dl_unlink(vg__watcher *w, int slot)
     s->prev = s->next = VG__UNLINKED;
 }
 
-static uint64_t vg__key(int slot, uint32_t gen)
-{
-    return ((uint64_t)gen << 32) | (uint32_t)slot;
-}
-
 static int vg__table_grow(vg__watcher *w)
 {
     int cap = w->cap ? w->cap * 2 : 256, i;
@@ -218,35 +155,11 @@ static int vg__table_grow(vg__watcher *w)
         grown[i].gen = 0;
         grown[i].next_free = i + 1 < cap ? i + 1 : -1;
         grown[i].prev = grown[i].next = VG__UNLINKED;
-        grown[i].aprev = grown[i].anext = VG__UNLINKED;
-        grown[i].armed = false;
     }
     w->free_head = w->cap;
     w->slots = grown;
     w->cap = cap;
     return 0;
-}
-
-/* Puts the client socket in the epoll set under `key`. */
-static void vg__watch_fd(vg__watcher *w, int fd, uint64_t key)
-{
-    struct epoll_event ev;
-
-    /* HUP and ERR are always reported; RDHUP adds the client's FIN, which
-     * is how a closed tab or an interrupted curl shows up. One event is all
-     * we need: its handler ends the suspension. */
-    memset(&ev, 0, sizeof ev);
-    ev.events = EPOLLRDHUP | EPOLLONESHOT;
-    ev.data.u64 = key;
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
-        return;
-    /* A registration can outlive its request when a resume raced ahead of
-     * the ADD (a deadline, shutdown): the fd is still there under a stale
-     * key that lookups ignore. Take it over. */
-    if (errno == EEXIST && epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
-        return;
-    vg__logf(w->log, VG_LOG_WARN, "cannot watch fd %d for disconnects: %s",
-             fd, strerror(errno));
 }
 
 int vg__watcher_add(vg__watcher *w, vg_request *req, unsigned timeout_ms)
@@ -264,15 +177,10 @@ int vg__watcher_add(vg__watcher *w, vg_request *req, unsigned timeout_ms)
     slot = w->free_head;
     w->free_head = w->slots[slot].next_free;
     w->slots[slot].req = req;
-    w->slots[slot].armed = false;
     w->used++;
     req->watch_slot = slot;
-    /* A ticking watcher will see the new entry within a millisecond: only
-     * a sleeping one needs the (syscall-priced) wake-up. */
-    if (w->watch_fds && req->fd >= 0)
-        wake = vg__arm_append(w, slot) && !w->ticking;
     if (timeout_ms > 0 && w->timers)
-        wake = vg__dl_append(w, slot, timeout_ms) || wake;
+        wake = vg__dl_append(w, slot, timeout_ms);
 out:
     pthread_mutex_unlock(&w->lock);
     if (wake) {
@@ -288,7 +196,6 @@ out:
 static void vg__slot_release(vg__watcher *w, int slot)
 {
     vg__dl_unlink(w, slot);
-    vg__arm_unlink(w, slot);
     w->slots[slot].req = NULL;
     w->slots[slot].gen++;
     w->slots[slot].next_free = w->free_head;
@@ -300,22 +207,12 @@ void vg__watcher_remove(vg__watcher *w, vg_request *req)
 {
     int slot;
 
-    bool was = false; /* armed: its socket is in the epoll set */
-
     pthread_mutex_lock(&w->lock);
     slot = req->watch_slot;
-    if (slot >= 0 && w->slots[slot].req == req) {
-        was = w->slots[slot].armed;
+    if (slot >= 0 && w->slots[slot].req == req)
         vg__slot_release(w, slot);
-    }
     req->watch_slot = -1;
     pthread_mutex_unlock(&w->lock);
-    /* The fd is still the client's: the connection is suspended until our
-     * caller resumes it, so libmicrohttpd cannot have closed it (DESIGN.md
-     * fact 7). An event already in the watcher's batch finds the slot's
-     * generation changed and is ignored. */
-    if (was)
-        epoll_ctl(w->epfd, EPOLL_CTL_DEL, req->fd, NULL);
 }
 
 size_t vg__watcher_close(vg__watcher *w, vg_request ***out)
@@ -339,23 +236,6 @@ size_t vg__watcher_close(vg__watcher *w, vg_request ***out)
     return n;
 }
 
-/* Looks a key up and takes a reference on its request if it is current. */
-static vg_request *vg__watcher_lookup(vg__watcher *w, uint64_t key)
-{
-    int slot = (int)(uint32_t)key;
-    uint32_t gen = (uint32_t)(key >> 32);
-    vg_request *req = NULL;
-
-    pthread_mutex_lock(&w->lock);
-    if (slot >= 0 && slot < w->cap && w->slots[slot].gen == gen &&
-        w->slots[slot].req != NULL) {
-        req = w->slots[slot].req;
-        vg__request_ref(req);
-    }
-    pthread_mutex_unlock(&w->lock);
-    return req;
-}
-
 /* The list whose head expires first, or -1 if every list is empty; the
  * caller holds the lock. */
 static int vg__dl_earliest(const vg__watcher *w)
@@ -371,12 +251,12 @@ static int vg__dl_earliest(const vg__watcher *w)
     return best;
 }
 
-/* Milliseconds until the earliest deadline or arming (0 if passed), -1 if
- * there is none. */
+/* Milliseconds until the earliest deadline (0 if passed), -1 if there is
+ * none. */
 static int vg__next_timeout(vg__watcher *w)
 {
     uint64_t now, due;
-    int ms = -1, li, arm_ms;
+    int ms = -1, li;
 
     pthread_mutex_lock(&w->lock);
     li = vg__dl_earliest(w);
@@ -385,39 +265,8 @@ static int vg__next_timeout(vg__watcher *w)
         due = w->slots[w->lists[li].head].deadline;
         ms = due <= now ? 0 : (int)(due - now);
     }
-    now = vg__clock_us();
-    if (w->arm_head >= 0) {
-        due = w->slots[w->arm_head].arm_at;
-        arm_ms = due <= now ? 0 : (int)((due - now + 999) / 1000);
-    } else {
-        /* Nothing to arm: while requests keep coming, tick every
-         * millisecond anyway so that adders need not wake us; after
-         * VG__TICK_IDLE_US without one, sleep until woken. */
-        arm_ms = now - w->last_add < VG__TICK_IDLE_US ? 1 : -1;
-    }
-    w->ticking = arm_ms >= 0;
-    if (arm_ms >= 0 && (ms < 0 || arm_ms < ms))
-        ms = arm_ms;
     pthread_mutex_unlock(&w->lock);
     return ms;
-}
-
-/* Arms the sockets of requests suspended for VG__ARM_DELAY_US. Under the
- * lock, so that a request cannot be removed (and its connection resumed)
- * between the decision and the ADD: these are the slow requests, few. */
-static void vg__arm_due(vg__watcher *w)
-{
-    uint64_t now = vg__clock_us();
-
-    pthread_mutex_lock(&w->lock);
-    while (w->arm_head >= 0 && w->slots[w->arm_head].arm_at <= now) {
-        int slot = w->arm_head;
-        vg__slot *s = &w->slots[slot];
-        vg__arm_unlink(w, slot);
-        s->armed = true;
-        vg__watch_fd(w, s->req->fd, vg__key(slot, s->gen));
-    }
-    pthread_mutex_unlock(&w->lock);
 }
 
 /* Takes every request whose deadline passed off its list (they stay
@@ -466,24 +315,13 @@ static void *vg__watcher_main(void *arg)
             return NULL;
         }
         for (i = 0; i < n; i++) {
-            vg_request *req;
             if (evs[i].data.u64 == VG__STOP_KEY)
                 return NULL;
-            if (evs[i].data.u64 == VG__WAKE_KEY) {
-                if (read(w->wake_fd, &drain, sizeof drain) < 0)
-                    continue; /* already drained: nothing to do */
-                continue;
-            }
-            req = vg__watcher_lookup(w, evs[i].data.u64);
-            if (req == NULL)
-                continue;
-            w->gone(req);
-            vg__request_unref(req);
+            if (evs[i].data.u64 == VG__WAKE_KEY &&
+                read(w->wake_fd, &drain, sizeof drain) < 0)
+                continue; /* already drained: nothing to do */
         }
-        if (w->watch_fds)
-            vg__arm_due(w);
-        if (w->timers)
-            vg__fire_deadlines(w);
+        vg__fire_deadlines(w);
     }
 }
 
@@ -501,8 +339,8 @@ static int vg__watch_eventfd(vg__watcher *w, int *fd, uint64_t key)
     return epoll_ctl(w->epfd, EPOLL_CTL_ADD, *fd, &ev);
 }
 
-vg__watcher *vg__watcher_new(bool watch_fds, bool timers, vg__gone_fn gone,
-                             vg__gone_fn expired, const vg__log *log)
+vg__watcher *vg__watcher_new(bool timers, vg__gone_fn expired,
+                             const vg__log *log)
 {
     vg__watcher *w = calloc(1, sizeof *w);
     int rc;
@@ -513,16 +351,13 @@ vg__watcher *vg__watcher_new(bool watch_fds, bool timers, vg__gone_fn gone,
     }
     pthread_mutex_init(&w->lock, NULL);
     w->free_head = -1;
-    w->arm_head = w->arm_tail = -1;
     w->epfd = w->stop_fd = w->wake_fd = -1;
-    w->watch_fds = watch_fds;
     w->timers = timers;
-    w->gone = gone;
     w->expired = expired;
     w->log = log;
-    /* Without sockets to watch or deadlines to keep, the registry alone
-     * serves shutdown and no thread is needed. */
-    if (!watch_fds && !timers)
+    /* Without deadlines to keep, the registry alone serves shutdown and no
+     * thread is needed. */
+    if (!timers)
         return w;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (w->epfd < 0 || vg__watch_eventfd(w, &w->stop_fd, VG__STOP_KEY) != 0 ||

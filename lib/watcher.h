@@ -1,5 +1,5 @@
-/* watcher.h - the registry of suspended requests, and the thread that
- * watches their sockets for the client going away (DESIGN.md facts 1, 7). */
+/* watcher.h - the registry of suspended requests (DESIGN.md fact 8) and
+ * the thread that fires their deadlines (fact 9). */
 #ifndef VG_WATCHER_H
 #define VG_WATCHER_H
 
@@ -11,24 +11,23 @@
 
 typedef struct vg__watcher vg__watcher;
 
-/* Runs on the watcher thread when a watched client has gone (or a deadline
- * passed). The watcher holds a reference on `req` for the call. */
+/* Runs on the watcher thread when a request's deadline passed. The
+ * watcher holds a reference on `req` for the call. */
 typedef void (*vg__gone_fn)(vg_request *req);
 
-/* A registry; with `watch_fds` also an epoll set and a thread that calls
- * `gone` for suspended requests whose client closed, reset or half-closed;
- * with `timers` the same thread calls `expired` for requests still
- * registered when their deadline passes. NULL with errno on failure. */
-vg__watcher *vg__watcher_new(bool watch_fds, bool timers, vg__gone_fn gone,
-                             vg__gone_fn expired, const vg__log *log);
+/* A registry; with `timers` also a thread that calls `expired` for
+ * requests still registered when their deadline passes. NULL with errno on
+ * failure. */
+vg__watcher *vg__watcher_new(bool timers, vg__gone_fn expired,
+                             const vg__log *log);
 
-/* Registers a suspended request (its fd in req->fd) with a deadline
- * `timeout_ms` from now (0: none; ignored unless created with timers).
- * 0, -ESHUTDOWN once the registry is closed, or -ENOMEM. Any thread. */
+/* Registers a suspended request with a deadline `timeout_ms` from now (0:
+ * none; ignored unless created with timers). 0, -ESHUTDOWN once the
+ * registry is closed, or -ENOMEM. Any thread. */
 int vg__watcher_add(vg__watcher *w, vg_request *req, unsigned timeout_ms);
 
-/* Unregisters `req` if registered; call before resuming its connection,
- * while its fd is surely still the client's. Any thread. */
+/* Unregisters `req` if registered; call before resuming its connection.
+ * Any thread. */
 void vg__watcher_remove(vg__watcher *w, vg_request *req);
 
 /* Closes the registry to new requests and returns every request still
