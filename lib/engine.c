@@ -276,10 +276,10 @@ static void vg__loop_ring(vg__loop *l)
                  "cannot wake an event thread: %s", strerror(errno));
 }
 
-void vg__engine_wake(vg__conn *c)
+void vg__engine_wake(vg__loop *l)
 {
-    if (c != NULL)
-        vg__loop_ring(c->loop);
+    if (l != NULL)
+        vg__loop_ring(l);
 }
 
 /* ---- The event thread ---- */

@@ -53,9 +53,10 @@ void vg__engine_stop(vg__engine *e);
  * no-op. */
 void vg__engine_free(vg__engine *e);
 
-/* Wakes the event thread of connection `c` so that it processes a resume
- * at once. Any thread. */
-void vg__engine_wake(vg__conn *c);
+/* Wakes event thread `l` (a connection's `loop`, read while the
+ * connection is still suspended) so that it processes a resume at once.
+ * Any thread. */
+void vg__engine_wake(vg__loop *l);
 
 /* Connections open right now, across every event thread. Any thread. */
 unsigned vg__engine_connections(const vg__engine *e);

@@ -320,9 +320,13 @@ static void vg__resume_do(vg_request *req)
 {
     vg_app *app = req->app;
 
+    /* The thread to wake is read first: once resumed, the connection and
+     * the engine's record of it may be freed at any moment (fact 4). */
+    vg__loop *loop = req->conn_ctx ? req->conn_ctx->loop : NULL;
+
     vg__watcher_remove(app->watcher, req);
     MHD_resume_connection(req->conn);
-    vg__engine_wake(req->conn_ctx);
+    vg__engine_wake(loop);
     atomic_fetch_sub(&app->resuming, 1);
 }
 
