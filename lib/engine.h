@@ -19,7 +19,9 @@ typedef struct vg__loop vg__loop;
 
 /* One connection as the engine knows it: libmicrohttpd's socket context
  * (MHD_CONNECTION_INFO_SOCKET_CONTEXT), from the connection's start to its
- * close. Touched only on the connection's event thread. */
+ * close. Written only on the connection's event thread; `loop` never
+ * changes, and another thread may read it while the connection is
+ * suspended (then it cannot be freed), never after resuming it. */
 typedef struct vg__conn {
     vg__loop *loop;               /* the thread whose daemon serves it */
     struct MHD_Connection *conn;
