@@ -494,7 +494,7 @@ int vg_app_set_fallback(vg_app *app, vg_handler fn, void *arg);
 
 /**
  * Builds the answer to an error the library gives itself: 400 (a malformed
- * request), 404, 405, 413, 415, 431 where libmicrohttpd lets it, 429, 500
+ * request), 404, 405, 413, 415, 431 where libmicrohttpd lets it, 429 (a rate limiter), 500
  * (a handler returned NULL), 503 (busy, or shutting down), 504 (deadline).
  * `detail` is a short static English text ("not found"); `req` is borrowed
  * for the call, and for errors found before the request was parsed its
@@ -502,7 +502,7 @@ int vg_app_set_fallback(vg_app *app, vg_handler fn, void *arg);
  * it returns is set to `status`; headers the library needs (Allow,
  * Retry-After, Connection: close) are added. NULL means the built-in
  * plain-text answer. It runs on whichever thread answers: libmicrohttpd's
- * (400, 404/405 without app middleware, 413), a worker (404/405 through
+ * (400, 404/405 without app middleware, 413, 429), a worker (404/405 through
  * middleware, 500), the watcher (504) or the shutdown supervisor (503), so
  * it must be thread-safe and must not block.
  */
@@ -795,6 +795,112 @@ int vg_sse_event(vg_stream *s, const char *event, const char *data,
 int vg_sse_comment(vg_stream *s, const char *text);
 /** Queues "retry: ms", the client's reconnection delay. */
 int vg_sse_retry(vg_stream *s, unsigned ms);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Operations: rate limiting (lib/web/ratelimit.c)
+ *
+ * A limiter allows `limit` requests per `window_ms` for each key (the
+ * client's address by default, see vg_request_client_addr and trusted
+ * proxies; or a header; or what a callback says). It is GCRA, a token
+ * bucket kept as one timestamp per key: `limit` requests may come at once,
+ * then one more every window / limit. The decision is made by a filter on
+ * the event thread, before any hand-off to a worker, so a flood never
+ * fills the worker queue. A refused request gets 429 through the app's
+ * error handler (so it is a problem document under
+ * vg_app_use_problem_details) with Retry-After (whole seconds until one
+ * more request would be allowed) and the IETF headers
+ * (draft-ietf-httpapi-ratelimit-headers) `RateLimit-Policy:
+ * "default";q=LIMIT;w=SECONDS` and `RateLimit: "default";r=REMAINING;
+ * t=SECONDS`; allowed requests carry the same two headers unless
+ * vg_ratelimit_set_headers turns that off.
+ *
+ * Memory is fixed when the limiter is configured, whatever the number of
+ * distinct keys: a table of 16 bytes per key slot (vg_ratelimit_set_capacity,
+ * default 65,536 keys: 1 MiB) in sets of 8; a new key evicts the slot of
+ * its set whose budget is the most replenished, so with more live keys
+ * than slots the least-limited is forgotten (it starts afresh). One
+ * limiter attached in several places shares one budget per key. The app
+ * borrows a limiter until vg_app_free; free it after.
+ * @{
+ */
+
+/** A rate limiter; see vg_ratelimit_new. */
+typedef struct vg_ratelimit vg_ratelimit;
+
+/** Where a key stands after vg_ratelimit_take. */
+typedef struct {
+    unsigned limit;          /**< requests per window, as configured */
+    unsigned window_ms;      /**< the window, as configured */
+    unsigned remaining;      /**< requests that could still come at once */
+    unsigned long long reset_ms;       /**< until the budget is whole again */
+    unsigned long long retry_after_ms; /**< refused: until one more is
+                                            allowed; allowed: 0 */
+} vg_ratelimit_info;
+
+/** A new limiter allowing `limit` requests per `window_ms` per key, owned
+ *  by the caller (vg_ratelimit_free). NULL with errno EINVAL (0 limit or
+ *  window, or more than one request per nanosecond) or ENOMEM. Any
+ *  thread. */
+vg_ratelimit *vg_ratelimit_new(unsigned limit, unsigned window_ms);
+/** Frees a limiter; after vg_app_free of every app it is attached to.
+ *  NULL is a no-op. */
+void vg_ratelimit_free(vg_ratelimit *rl);
+/** Most keys tracked at once (default 65,536; at most 2^26), rounded up
+ *  to a power of two sets of 8; 16 bytes each, allocated now. Forgets
+ *  every key. Returns 0, -EINVAL, -EBUSY (attached) or -ENOMEM.
+ *  Configuring thread. */
+int vg_ratelimit_set_capacity(vg_ratelimit *rl, size_t keys);
+/** Keys requests by the value of header `name` (an API key, say) instead
+ *  of the client's address; a request without it (or with it empty) is
+ *  keyed by its address. Returns 0, -EINVAL (not a header name), -EBUSY or
+ *  -ENOMEM. Configuring thread. */
+int vg_ratelimit_set_key_header(vg_ratelimit *rl, const char *name);
+/** A key callback: the request's key, borrowed from the request (a header,
+ *  vg_request_data, a route parameter) or static; NULL exempts the request
+ *  from this limiter. Runs on an event thread (a filter): must not block. */
+typedef const char *(*vg_ratelimit_key_fn)(vg_request *req, void *arg);
+/** Keys requests by what `fn(req, arg)` returns. Returns 0, -EINVAL (NULL
+ *  fn) or -EBUSY. Configuring thread. */
+int vg_ratelimit_set_key_fn(vg_ratelimit *rl, vg_ratelimit_key_fn fn,
+                            void *arg);
+/** The policy's name in the RateLimit headers (default "default"): a
+ *  token of at most 32 characters. Returns 0, -EINVAL, -EBUSY, -ENOMEM. */
+int vg_ratelimit_set_name(vg_ratelimit *rl, const char *name);
+/** Whether allowed requests carry RateLimit-Policy and RateLimit too
+ *  (default true; a 429 always does). Returns 0, -EINVAL or -EBUSY. */
+int vg_ratelimit_set_headers(vg_ratelimit *rl, bool on_every_response);
+/**
+ * Takes one request's worth from the budget of the key `key` (`len` bytes,
+ * any bytes), as the filter does: for limits that are not per request
+ * (failed logins, say). Returns 0 if allowed, -EAGAIN if over the limit
+ * (nothing taken), -EINVAL for a NULL rl or key. Fills `*info` (may be
+ * NULL). Lock per shard of the table, never blocks for long. Any thread.
+ */
+int vg_ratelimit_take(vg_ratelimit *rl, const char *key, size_t len,
+                      vg_ratelimit_info *info);
+/** Requests (or takes) allowed and refused so far; either pointer may be
+ *  NULL. Any thread. */
+void vg_ratelimit_counts(const vg_ratelimit *rl, unsigned long long *allowed,
+                         unsigned long long *refused);
+/** Limits every request the app answers (misses included) with `rl`, as
+ *  an app filter (vg_app_filter) in registration order: register trusted
+ *  proxies first so the key is the real client. The app borrows `rl`
+ *  until vg_app_free; its settings are frozen. Returns 0, -EINVAL (NULL,
+ *  or a limiter bound to a route), -EBUSY (started) or -ENOMEM.
+ *  Configuring thread. */
+int vg_app_use_ratelimit(vg_app *app, vg_ratelimit *rl);
+/** Limits the group's routes and its nested groups' with `rl`, as a group
+ *  filter. Returns as vg_app_use_ratelimit. */
+int vg_group_use_ratelimit(vg_group *g, vg_ratelimit *rl);
+/** Limits only requests that route to `method` `pattern` (the pattern as
+ *  vg_request_route reports it: as mapped, a group's prefix included; a
+ *  GET limiter also counts HEAD). `rl` serves only that route. Returns 0,
+ *  -EINVAL, -EBUSY (started, or `rl` already attached) or -ENOMEM.
+ *  Configuring thread. */
+int vg_map_ratelimit(vg_app *app, const char *method, const char *pattern,
+                     vg_ratelimit *rl);
 
 /** @} */
 
