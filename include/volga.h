@@ -608,9 +608,11 @@ int vg_request_headers(const vg_request *req,
                        int (*fn)(const char *name, const char *value,
                                  void *arg),
                        void *arg);
-/** The connected peer's IP address as text ("127.0.0.1", "::1"; an
- *  IPv4-mapped IPv6 peer is shown as IPv4), or NULL if unknown. Borrowed
- *  for the request's life. Any thread that may read the request. */
+/** The client's IP address as text ("127.0.0.1", "::1"; an IPv4-mapped
+ *  IPv6 peer is shown as IPv4), or NULL if unknown: the connected peer,
+ *  or the client behind it when the peer is a trusted proxy (see
+ *  vg_app_use_proxy_trust and vg_request_peer_addr). Borrowed for the
+ *  request's life. Any thread that may read the request. */
 const char *vg_request_client_addr(const vg_request *req);
 /** The request-target exactly as sent ("/users/7?x=1"). */
 const char *vg_request_target(const vg_request *req);
@@ -901,6 +903,53 @@ int vg_group_use_ratelimit(vg_group *g, vg_ratelimit *rl);
  *  Configuring thread. */
 int vg_map_ratelimit(vg_app *app, const char *method, const char *pattern,
                      vg_ratelimit *rl);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Operations: trusted proxies (lib/web/proxy.c)
+ *
+ * Behind a reverse proxy (nginx, a load balancer) the peer is the proxy;
+ * the client is in the Forwarded (RFC 7239) or X-Forwarded-For header it
+ * adds. Anyone can send those, so they are believed only from configured
+ * proxies: when the peer is one, the hops are walked from the nearest,
+ * each trusted hop handing over to the address it reports; the first hop
+ * not trusted is the client, and what lies left of it (the client's own
+ * claims) is ignored. An element that is not an address ("unknown", an
+ * obfuscated name) ends the walk at the last address known; a malformed
+ * Forwarded field is believed in nothing. Forwarded wins when both are
+ * present; several lines of a header are one list, in order.
+ * vg_request_client_addr then reports the client (canonical text; an
+ * IPv4-mapped address as IPv4), for every later filter, middleware, the
+ * handler and the rate limiter (register the trust first).
+ * @{
+ */
+
+/** A set of trusted proxy networks; see vg_app_use_proxy_trust. */
+typedef struct vg_proxy_trust vg_proxy_trust;
+
+/** A new, empty set, owned by the caller (vg_proxy_trust_free). NULL with
+ *  errno ENOMEM. Any thread. */
+vg_proxy_trust *vg_proxy_trust_new(void);
+/** Frees a set, after vg_app_free of the apps using it. NULL is a no-op. */
+void vg_proxy_trust_free(vg_proxy_trust *t);
+/** Trusts an address or network: "127.0.0.1", "10.0.0.0/8", "::1",
+ *  "fd00::/8" (host bits below the prefix are ignored). Returns 0, -EINVAL
+ *  (not an address, a bad prefix length, a port), -EBUSY (attached) or
+ *  -ENOMEM. Configuring thread. */
+int vg_proxy_trust_add(vg_proxy_trust *t, const char *cidr);
+/** Resolves the client of every request the app answers from the
+ *  forwarding headers of trusted peers, as an app filter (vg_app_filter)
+ *  in registration order. The app borrows `t` until vg_app_free; it is
+ *  frozen. A request from a peer not trusted costs one comparison per
+ *  network. Returns 0, -EINVAL (NULL, or an empty set), -EBUSY (started) or
+ *  -ENOMEM. Configuring thread. */
+int vg_app_use_proxy_trust(vg_app *app, vg_proxy_trust *t);
+/** The address of the connected peer (the nearest proxy when the client
+ *  came from a forwarding header; otherwise the same as
+ *  vg_request_client_addr), borrowed for the request's life. Any thread
+ *  that may read the request. */
+const char *vg_request_peer_addr(const vg_request *req);
 
 /** @} */
 

@@ -457,6 +457,18 @@ static char *vg__peer_format(const struct sockaddr_storage *ss)
     return strdup(buf);
 }
 
+int vg__request_set_client_addr(vg_request *req, const char *addr)
+{
+    char *copy = vg__request_strndup(req, addr, strlen(addr));
+
+    if (copy == NULL)
+        return -ENOMEM;
+    pthread_mutex_lock(&req->lock);
+    req->client_text = copy;
+    pthread_mutex_unlock(&req->lock);
+    return 0;
+}
+
 const char *vg_request_client_addr(const vg_request *req)
 {
     vg_request *r = (vg_request *)req; /* the lock and the cache only */
@@ -466,6 +478,10 @@ const char *vg_request_client_addr(const vg_request *req)
         return NULL;
     /* Formatted on first use: most requests never ask. */
     pthread_mutex_lock(&r->lock);
+    if (r->client_text != NULL) {
+        pthread_mutex_unlock(&r->lock);
+        return r->client_text;
+    }
     if (r->peer_text == NULL)
         r->peer_text = vg__peer_format(&r->peer);
     text = r->peer_text;

@@ -127,6 +127,8 @@ struct vg_request {
     struct sockaddr_storage peer; /* the client's address, if known */
     socklen_t peer_len;
     char *peer_text;            /* formatted on first use, under `lock` */
+    const char *client_text;    /* the client behind a trusted proxy (in the
+                                 * arena), under `lock`; NULL: the peer */
     unsigned long long bytes_out; /* response body handed to MHD */
 
     vg__chunk *chunks;          /* arena for the strings above */
@@ -165,6 +167,12 @@ int vg__request_set_params(vg_request *req, const vg__match *m);
 /* Records the client's address (copied). */
 void vg__request_set_peer(vg_request *req, const struct sockaddr *sa,
                           socklen_t len);
+
+/* Makes vg_request_client_addr report `addr` (copied into the arena)
+ * instead of the peer: the client a trusted proxy forwarded for
+ * (lib/web/proxy.c). Strings returned before stay valid. 0 or -ENOMEM.
+ * The thread that runs the request's filters. */
+int vg__request_set_client_addr(vg_request *req, const char *addr);
 
 /* Calls `fn` for each header added with vg_request_add_response_header,
  * under the request's lock (fn must not call back into the request).
