@@ -294,6 +294,19 @@ typedef struct {
 /** Copies the app's counters into `out`. Any thread, any time. */
 void vg_app_stats(const vg_app *app, vg_stats *out);
 
+/** How loaded the app is right now (gauges, unlike the counters of
+ *  vg_stats). */
+typedef struct {
+    unsigned queued;       /**< requests waiting for a free worker */
+    unsigned busy_workers; /**< workers running a handler (or about to) */
+    unsigned workers;      /**< worker threads (vg_app_set_workers) */
+    unsigned connections;  /**< connections open, across every event thread */
+} vg_load;
+
+/** Copies the app's load into `out` (all zero before vg_app_start); takes
+ *  the worker pool's lock for a moment. Any thread, until vg_app_free. */
+void vg_app_load(const vg_app *app, vg_load *out);
+
 /** @} */
 
 /* ------------------------------------------------------------------------ */
@@ -950,6 +963,79 @@ int vg_app_use_proxy_trust(vg_app *app, vg_proxy_trust *t);
  *  vg_request_client_addr), borrowed for the request's life. Any thread
  *  that may read the request. */
 const char *vg_request_peer_addr(const vg_request *req);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Operations: metrics (lib/web/metrics.c)
+ *
+ * Prometheus metrics in the text exposition format ("text/plain;
+ * version=0.0.4"). Attached to an app (vg_app_use_metrics), a registry
+ * counts every request that ends, from a completion hook, lock-free:
+ * `volga_requests_total{method,route,status}` (method one of GET, HEAD,
+ * POST, PUT, PATCH, DELETE, OPTIONS or "other"; route the pattern as
+ * mapped, "none" for misses; status 0 if none was sent; bounded by the
+ * app's routes: past 4096 combinations requests are counted in
+ * route="overflow"), `volga_request_duration_seconds` (a histogram), and
+ * reads at each scrape `volga_cancellations_total{reason}` (client_gone,
+ * timeout, shutdown), `volga_app_requests_total` (vg_app_stats),
+ * `volga_in_flight`, `volga_queue_depth`, `volga_busy_workers`,
+ * `volga_workers` and `volga_open_connections` (vg_app_load). The
+ * application adds its own counters, gauges and histograms, whose updates
+ * are lock-free atomics, callable from any thread.
+ * @{
+ */
+
+/** A metrics registry; see vg_metrics_new. */
+typedef struct vg_metrics vg_metrics;
+/** A monotonically increasing counter, owned by its registry. */
+typedef struct vg_counter vg_counter;
+/** A value that goes up and down, owned by its registry. */
+typedef struct vg_gauge vg_gauge;
+/** A histogram with fixed buckets, owned by its registry. */
+typedef struct vg_histogram vg_histogram;
+
+/** A new registry, owned by the caller (vg_metrics_free, after vg_app_free
+ *  of its app). NULL with errno ENOMEM. Any thread. */
+vg_metrics *vg_metrics_new(void);
+/** Frees a registry and every metric it made. NULL is a no-op. */
+void vg_metrics_free(vg_metrics *m);
+/**
+ * Counts the app's requests in `m` (a completion hook) and, with a `path`
+ * ("/metrics"; NULL for none), maps GET `path` to the text of
+ * vg_metrics_result, answered inline on the event thread. One app per
+ * registry. Returns 0, -EINVAL, -EBUSY (the app started, or `m` already
+ * serves an app), -EEXIST (path already mapped) or -ENOMEM. Configuring
+ * thread.
+ */
+int vg_app_use_metrics(vg_app *app, vg_metrics *m, const char *path);
+/** The registry's metrics as text, malloc'd (free it), or NULL with errno
+ *  EINVAL or ENOMEM. Any thread. */
+char *vg_metrics_text(vg_metrics *m);
+/** A 200 result of vg_metrics_text with the format's Content-Type, for a
+ *  handler of one's own (behind auth, say). NULL on failure. Any thread. */
+vg_result *vg_metrics_result(vg_metrics *m);
+/** A new counter `name` ([a-zA-Z_:][a-zA-Z0-9_:]*, with no "_total"
+ *  added) with `help` (may be NULL), owned by `m`. NULL with errno EINVAL,
+ *  EEXIST (the name is taken) or ENOMEM. Any thread. */
+vg_counter *vg_metrics_counter(vg_metrics *m, const char *name,
+                               const char *help);
+/** A new gauge, starting at 0; as vg_metrics_counter. */
+vg_gauge *vg_metrics_gauge(vg_metrics *m, const char *name, const char *help);
+/** A new histogram with `nbounds` (1-64) finite, increasing upper bounds
+ *  (`bounds` copied; +Inf is implied); as vg_metrics_counter. */
+vg_histogram *vg_metrics_histogram(vg_metrics *m, const char *name,
+                                   const char *help, const double *bounds,
+                                   size_t nbounds);
+/** Adds `n` to a counter. Lock-free; NULL is a no-op. Any thread. */
+void vg_counter_add(vg_counter *c, unsigned long long n);
+/** Sets a gauge. Lock-free; NULL is a no-op. Any thread. */
+void vg_gauge_set(vg_gauge *g, double v);
+/** Adds `d` (may be negative) to a gauge. Lock-free; NULL is a no-op. */
+void vg_gauge_add(vg_gauge *g, double d);
+/** Records one observation (NaN is ignored). Lock-free; NULL is a no-op.
+ *  Any thread. */
+void vg_histogram_observe(vg_histogram *h, double v);
 
 /** @} */
 

@@ -462,6 +462,26 @@ void vg_app_stats(const vg_app *app, vg_stats *out)
     out->cancelled_shutdown = atomic_load(&a->cancelled_shutdown);
 }
 
+void vg_app_load(const vg_app *app, vg_load *out)
+{
+    vg_app *a = (vg_app *)app;
+    unsigned queued = 0, busy = 0;
+
+    if (out == NULL)
+        return;
+    memset(out, 0, sizeof *out);
+    /* The pool and the engine exist from a successful start (whose state
+     * store publishes them) until vg_app_free. */
+    if (a == NULL || atomic_load(&a->state) == VG__APP_NEW)
+        return;
+    if (a->pool != NULL)
+        vg__pool_load(a->pool, &queued, &busy);
+    out->queued = queued;
+    out->busy_workers = busy;
+    out->workers = a->workers;
+    out->connections = vg__engine_connections(a->engine);
+}
+
 /* ---- Start ---- */
 
 /* Binds exactly the host asked for; names prefer their IPv4 address. */

@@ -194,6 +194,14 @@ bool vg__pool_submit(vg__pool *pool, vg__task *task)
     return true;
 }
 
+void vg__pool_load(vg__pool *pool, unsigned *queued, unsigned *busy)
+{
+    pthread_mutex_lock(&pool->lock);
+    *queued = pool->queued;
+    *busy = pool->started > pool->idle ? pool->started - pool->idle : 0;
+    pthread_mutex_unlock(&pool->lock);
+}
+
 unsigned vg__pool_idle(vg__pool *pool)
 {
     unsigned n;

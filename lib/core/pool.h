@@ -30,6 +30,10 @@ vg__pool *vg__pool_new(unsigned nthreads, unsigned max_queued,
  * wait. Never blocks. Any thread. */
 bool vg__pool_submit(vg__pool *pool, vg__task *task);
 
+/* Tasks waiting for a worker, and workers not idle (running a task or
+ * about to), right now. Takes the pool's lock briefly. Any thread. */
+void vg__pool_load(vg__pool *pool, unsigned *queued, unsigned *busy);
+
 /* Workers idle right now (waiting for a task). For tests. */
 unsigned vg__pool_idle(vg__pool *pool);
 /* Waits up to `ms` until exactly `n` workers are idle; returns whether they
