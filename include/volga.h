@@ -165,6 +165,12 @@ int vg_app_set_request_timeout(vg_app *app, unsigned ms);
 /** How long in-flight requests may finish after a stop is asked before
  *  their tokens are cancelled with VG_CANCEL_SHUTDOWN; default 10000. */
 int vg_app_set_shutdown_grace(vg_app *app, unsigned ms);
+/** How long a stopped app goes on serving as usual before the shutdown
+ *  grace starts (default 0): readiness probes answer 503 from the moment
+ *  of vg_app_stop (vg_app_stopping, vg_app_use_health), so a load balancer
+ *  can take the instance out before it refuses anything. vg_app_free
+ *  waits for it too. */
+int vg_app_set_drain_delay(vg_app *app, unsigned ms);
 /** Most concurrent connections, counted across every event thread;
  *  default 10000 (RLIMIT_NOFILE is raised toward what that needs where the
  *  system allows). A connection over the limit is closed at once. */
@@ -265,8 +271,10 @@ unsigned short vg_app_port(const vg_app *app);
 int vg_app_run(vg_app *app);
 
 /**
- * Begins a graceful shutdown and returns at once: new connections are no
- * longer accepted (they wait in the listen backlog and are reset when the
+ * Begins a graceful shutdown and returns at once: vg_app_stopping turns
+ * true (readiness probes answer 503), the app serves on as usual for the
+ * drain delay (vg_app_set_drain_delay, default 0), then new connections
+ * are no longer accepted (they wait in the listen backlog and are reset when the
  * socket closes), requests arriving on open connections get 503, in-flight
  * requests have the shutdown grace to finish, after which their tokens are
  * cancelled with VG_CANCEL_SHUTDOWN and their clients get 503. Any thread,
@@ -281,6 +289,11 @@ void vg_app_stop(vg_app *app);
  * handler or a callback of this app. Thread: the configuring thread.
  */
 void vg_app_free(vg_app *app);
+
+/** True from vg_app_stop on (during the drain delay, the grace and
+ *  after): what a readiness probe reports. NULL: false. Any thread,
+ *  lock-free. */
+bool vg_app_stopping(const vg_app *app);
 
 /** Counters for monitoring. */
 typedef struct {
@@ -1036,6 +1049,66 @@ void vg_gauge_add(vg_gauge *g, double d);
 /** Records one observation (NaN is ignored). Lock-free; NULL is a no-op.
  *  Any thread. */
 void vg_histogram_observe(vg_histogram *h, double v);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Operations: health (lib/web/health.c)
+ *
+ * Liveness (200 while the process serves, answered inline) and readiness
+ * (the application's checks) endpoints for orchestrators and load
+ * balancers. Readiness checks run one round at a time on a thread of
+ * their own ("vg-health"), never on the probe's: the probe (a handler on
+ * a worker) waits for the round up to the health timeout, then cancels
+ * the round's token and answers 503 {"status":"timeout"} at once, so a
+ * hung check cannot hang the probe. A round's answer is cached (1 s by
+ * default): 200 {"status":"ok","checks":{"db":"ok"}} or 503 with "fail"
+ * or "timeout" for the checks that were not ok. From vg_app_stop on,
+ * readiness answers 503 {"status":"stopping"} without running checks;
+ * with vg_app_set_drain_delay the app goes on serving meanwhile, so a
+ * load balancer polling readiness takes the instance out first.
+ * @{
+ */
+
+/** A set of readiness checks and the endpoints' settings. */
+typedef struct vg_health vg_health;
+
+/**
+ * A readiness check: 0 if healthy, anything else if not. Runs on the
+ * "vg-health" thread with `tok`, which is cancelled (VG_CANCEL_MANUAL)
+ * when the probe's timeout passes: wait on it (vg_token_wait,
+ * vg_token_fd...) rather than blocking blindly; a check that ignores it
+ * holds up later rounds (probes still answer, 503) and vg_health_free.
+ */
+typedef int (*vg_health_check_fn)(vg_token *tok, void *arg);
+
+/** A new set with no checks, timeout 1000 ms and cache 1000 ms, owned by
+ *  the caller (vg_health_free, after vg_app_free). NULL with errno ENOMEM.
+ *  Any thread. */
+vg_health *vg_health_new(void);
+/** Stops the health thread, waiting for a check that is still running,
+ *  and frees the set. NULL is a no-op. Configuring thread. */
+void vg_health_free(vg_health *h);
+/** Adds a check named `name` (copied; its key in the JSON report) run as
+ *  `fn(tok, arg)`, after the ones added before. Returns 0, -EINVAL, -EBUSY
+ *  (attached) or -ENOMEM. Configuring thread. */
+int vg_health_add_check(vg_health *h, const char *name, vg_health_check_fn fn,
+                        void *arg);
+/** How long a probe waits for a round of checks (default 1000 ms; not 0).
+ *  Returns 0, -EINVAL or -EBUSY. */
+int vg_health_set_timeout(vg_health *h, unsigned ms);
+/** How long a round's answer is reused (default 1000 ms; 0: every probe
+ *  runs a round, or joins the one under way). Returns 0, -EINVAL or
+ *  -EBUSY. */
+int vg_health_set_cache(vg_health *h, unsigned ms);
+/** Maps GET `livez` (inline) and GET `readyz` (on a worker, without the
+ *  app's deadline) for `h`; either may be NULL, not both. Starts the
+ *  health thread when `h` has checks. The app borrows `h` until
+ *  vg_app_free; its settings are frozen. Returns 0, -EINVAL, -EBUSY (the
+ *  app started, or `h` already attached), -EEXIST (a path already mapped)
+ *  or -ENOMEM. Configuring thread. */
+int vg_app_use_health(vg_app *app, vg_health *h, const char *livez,
+                      const char *readyz);
 
 /** @} */
 

@@ -194,6 +194,26 @@ int vg_app_set_shutdown_grace(vg_app *app, unsigned ms)
     return 0;
 }
 
+int vg_app_set_drain_delay(vg_app *app, unsigned ms)
+{
+    int rc = vg__configurable(app);
+
+    if (rc != 0)
+        return rc;
+    app->drain_delay_ms = ms;
+    return 0;
+}
+
+bool vg_app_stopping(const vg_app *app)
+{
+    int st;
+
+    if (app == NULL)
+        return false;
+    st = atomic_load(&((vg_app *)app)->state);
+    return st == VG__APP_STOPPING || st == VG__APP_STOPPED;
+}
+
 int vg_app_set_max_connections(vg_app *app, unsigned n)
 {
     int rc = vg__configurable(app);
@@ -690,6 +710,17 @@ static void vg__wait_zero(vg_app *app, atomic_ullong *counter, unsigned ms)
 static void vg__app_shutdown(vg_app *app)
 {
     vg__logf(&app->log, VG_LOG_INFO, "stopping");
+    /* Serve on as usual for the drain delay: readiness probes already say
+     * 503 (vg_app_stopping), so a load balancer takes this instance out
+     * before it starts refusing anything. */
+    if (app->drain_delay_ms > 0) {
+        struct timespec ts = {app->drain_delay_ms / 1000,
+                              (long)(app->drain_delay_ms % 1000) * 1000000L};
+        vg__logf(&app->log, VG_LOG_INFO, "draining for %u ms",
+                 app->drain_delay_ms);
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
     /* No new connection is accepted from here on; the socket is closed
      * once the engine has stopped, and connections arriving meanwhile wait
      * in the backlog and are reset then. */

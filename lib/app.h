@@ -32,6 +32,7 @@ struct vg_app {
     unsigned request_timeout_ms;
     bool route_timeouts;          /* some route has its own deadline */
     unsigned shutdown_grace_ms;
+    unsigned drain_delay_ms;      /* serving on after a stop, before the grace */
     unsigned max_connections;
     unsigned per_ip_limit;
     unsigned idle_timeout_s;
