@@ -841,8 +841,9 @@ int vg_sse_retry(vg_stream *s, unsigned ms);
  * more request would be allowed) and the IETF headers
  * (draft-ietf-httpapi-ratelimit-headers) `RateLimit-Policy:
  * "default";q=LIMIT;w=SECONDS` and `RateLimit: "default";r=REMAINING;
- * t=SECONDS`; allowed requests carry the same two headers unless
- * vg_ratelimit_set_headers turns that off.
+ * t=SECONDS`; with vg_ratelimit_set_headers allowed requests carry the
+ * same two headers (off by default: two more response headers cost more
+ * than the decision).
  *
  * Memory is fixed when the limiter is configured, whatever the number of
  * distinct keys: a table of 16 bytes per key slot (vg_ratelimit_set_capacity,
@@ -897,7 +898,7 @@ int vg_ratelimit_set_key_fn(vg_ratelimit *rl, vg_ratelimit_key_fn fn,
  *  token of at most 32 characters. Returns 0, -EINVAL, -EBUSY, -ENOMEM. */
 int vg_ratelimit_set_name(vg_ratelimit *rl, const char *name);
 /** Whether allowed requests carry RateLimit-Policy and RateLimit too
- *  (default true; a 429 always does). Returns 0, -EINVAL or -EBUSY. */
+ *  (default false; a 429 always does). Returns 0, -EINVAL or -EBUSY. */
 int vg_ratelimit_set_headers(vg_ratelimit *rl, bool on_every_response);
 /**
  * Takes one request's worth from the budget of the key `key` (`len` bytes,

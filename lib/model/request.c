@@ -469,6 +469,40 @@ int vg__request_set_client_addr(vg_request *req, const char *addr)
     return 0;
 }
 
+size_t vg__request_client_key(const vg_request *req, unsigned char out[17])
+{
+    vg_request *r = (vg_request *)req; /* the lock only */
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&req->peer;
+    const char *text;
+
+    pthread_mutex_lock(&r->lock);
+    text = r->client_text;
+    pthread_mutex_unlock(&r->lock);
+    if (text != NULL) { /* canonical text from lib/web/proxy.c */
+        out[0] = strchr(text, ':') ? 6 : 4;
+        if (inet_pton(out[0] == 6 ? AF_INET6 : AF_INET, text, out + 1) != 1)
+            return 0;
+        return out[0] == 6 ? 17 : 5;
+    }
+    if (req->peer_len == 0)
+        return 0;
+    if (req->peer.ss_family == AF_INET) {
+        out[0] = 4;
+        memcpy(out + 1, &((const struct sockaddr_in *)&req->peer)->sin_addr, 4);
+        return 5;
+    }
+    if (req->peer.ss_family != AF_INET6)
+        return 0;
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+        out[0] = 4;
+        memcpy(out + 1, &in6->sin6_addr.s6_addr[12], 4);
+        return 5;
+    }
+    out[0] = 6;
+    memcpy(out + 1, &in6->sin6_addr, 16);
+    return 17;
+}
+
 const char *vg_request_client_addr(const vg_request *req)
 {
     vg_request *r = (vg_request *)req; /* the lock and the cache only */

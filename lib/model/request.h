@@ -174,6 +174,13 @@ void vg__request_set_peer(vg_request *req, const struct sockaddr *sa,
  * The thread that runs the request's filters. */
 int vg__request_set_client_addr(vg_request *req, const char *addr);
 
+/* The client's address as bytes for keying a table (a family byte, then
+ * the 4 or 16 address bytes; IPv4-mapped as IPv4): the same client, the
+ * same key, whether it came directly or through a trusted proxy, without
+ * formatting text. Returns the length, 0 if unknown. Any thread that may
+ * read the request. */
+size_t vg__request_client_key(const vg_request *req, unsigned char out[17]);
+
 /* Calls `fn` for each header added with vg_request_add_response_header,
  * under the request's lock (fn must not call back into the request).
  * Returns the first non-zero return of fn, else 0. Any thread. */

@@ -36,6 +36,7 @@
 #include <volga.h>
 
 #include "core/clock.h"
+#include "model/request.h"
 #include "pipeline/pipeline.h"
 #include "web/ratelimit.h"
 
@@ -218,7 +219,6 @@ vg_ratelimit *vg_ratelimit_new(unsigned limit, unsigned window_ms)
     rl->interval_ns = rl->window_ns / limit;
     rl->tolerance_ns = rl->window_ns - rl->interval_ns;
     rl->by = VG__RL_BY_ADDR;
-    rl->headers_always = true;
     for (i = 0; i < VG__RL_SHARDS; i++)
         pthread_mutex_init(&rl->shards[i].lock, NULL);
     if (getrandom(&rl->seed, sizeof rl->seed, GRND_NONBLOCK) !=
@@ -355,21 +355,32 @@ void vg_ratelimit_counts(const vg_ratelimit *rl, unsigned long long *allowed,
 
 /* ---- Per request (event thread) ---- */
 
-/* The key of a request, borrowed from it; NULL: not limited. */
-static const char *vg__rl_key(const vg_ratelimit *rl, vg_request *req)
+/* The key of a request: borrowed from it, or the client's address as
+ * bytes in `buf` (no text formatted: that is most of the hot path's cost
+ * otherwise). A header's value and an address never collide: an address
+ * key starts with a byte 4 or 6, which no header value can hold. NULL:
+ * not limited. */
+static const char *vg__rl_key(const vg_ratelimit *rl, vg_request *req,
+                              unsigned char buf[17], size_t *len)
 {
     const char *key;
 
-    if (rl->by == VG__RL_BY_FN)
-        return rl->key_fn(req, rl->key_arg);
+    if (rl->by == VG__RL_BY_FN) {
+        key = rl->key_fn(req, rl->key_arg);
+        if (key != NULL)
+            *len = strlen(key);
+        return key;
+    }
     if (rl->by == VG__RL_BY_HEADER) {
         key = vg_request_header(req, rl->header);
-        if (key != NULL && *key != '\0')
+        if (key != NULL && *key != '\0') {
+            *len = strlen(key);
             return key;
+        }
         /* Without the header: the client's address. */
     }
-    key = vg_request_client_addr(req);
-    return key ? key : "";
+    *len = vg__request_client_key(req, buf);
+    return (const char *)buf;
 }
 
 /* Whether a vg_map_ratelimit limiter applies to this request. */
@@ -398,16 +409,18 @@ static vg_result *vg__rl_filter(vg_request *req, void *arg)
 {
     vg_ratelimit *rl = arg;
     vg_ratelimit_info in;
+    unsigned char addr[17];
     const char *key;
     char state[96], retry[24];
+    size_t len = 0;
     vg_result *res;
 
     if (!vg__rl_applies(rl, req))
         return NULL;
-    key = vg__rl_key(rl, req);
+    key = vg__rl_key(rl, req, addr, &len);
     if (key == NULL)
         return NULL;
-    if (vg_ratelimit_take(rl, key, strlen(key), &in) == 0) {
+    if (vg_ratelimit_take(rl, key, len, &in) == 0) {
         if (rl->headers_always) {
             vg__rl_state(rl, &in, state, sizeof state);
             vg_request_add_response_header(req, "RateLimit-Policy",
