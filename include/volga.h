@@ -1030,8 +1030,9 @@ char *vg_metrics_text(vg_metrics *m);
  *  handler of one's own (behind auth, say). NULL on failure. Any thread. */
 vg_result *vg_metrics_result(vg_metrics *m);
 /** A new counter `name` ([a-zA-Z_:][a-zA-Z0-9_:]*, with no "_total"
- *  added) with `help` (may be NULL), owned by `m`. NULL with errno EINVAL,
- *  EEXIST (the name is taken) or ENOMEM. Any thread. */
+ *  added; names starting with "volga" are the library's) with `help` (may
+ *  be NULL), owned by `m`. NULL with errno EINVAL, EEXIST (the name is
+ *  taken) or ENOMEM. Any thread. */
 vg_counter *vg_metrics_counter(vg_metrics *m, const char *name,
                                const char *help);
 /** A new gauge, starting at 0; as vg_metrics_counter. */

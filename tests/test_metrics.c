@@ -333,6 +333,8 @@ START_TEST(test_configuration_errors)
     ck_assert_int_eq(errno, EINVAL);
     ck_assert_ptr_null(vg_metrics_counter(m, "a-b", NULL));
     ck_assert_ptr_null(vg_metrics_counter(m, "", NULL));
+    ck_assert_ptr_null(vg_metrics_counter(m, "volga_requests_total", NULL));
+    ck_assert_int_eq(errno, EINVAL);
     ck_assert_ptr_null(vg_metrics_counter(NULL, "a", NULL));
     ck_assert_ptr_nonnull(vg_metrics_counter(m, "a:b_c", NULL));
     ck_assert_ptr_null(vg_metrics_gauge(m, "a:b_c", NULL));

@@ -234,7 +234,10 @@ static vg__mx_user *vg__mx_register(vg_metrics *m, vg__mx_kind kind,
 {
     vg__mx_user *u, *it;
 
-    if (m == NULL || !vg__mx_name_ok(name)) {
+    /* The library's own names are reserved: a user metric that took one
+     * would make a second family of that name, which scrapers refuse. */
+    if (m == NULL || !vg__mx_name_ok(name) ||
+        strncmp(name, m->prefix, strlen(m->prefix)) == 0) {
         errno = EINVAL;
         return NULL;
     }
