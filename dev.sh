@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # dev.sh - the two set-up commands of libvolga on a fresh Debian machine.
 #
-#   ./dev.sh hello   build everything, then start samples/hello on localhost:7878
+#   ./dev.sh hello [ADDR]  build everything, then start samples/hello on ADDR
+#                          (default localhost:7878)
 #   ./dev.sh check   build everything and run the whole test suite
 #   ./dev.sh bench   build everything and run bench/run-suite (about 6 min)
 #
@@ -45,17 +46,16 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 }
 
-# Configures (once) and builds in build/ with warnings as errors.
+# Configures and builds in build/ with warnings as errors. build/ is
+# configured again whenever what configure would find has changed (a package
+# installed since, e.g. Check by `dev.sh check` after `dev.sh hello`):
+# tests/configure-dir keeps the fingerprint.
 build() {
     if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then
         log "autoreconf"
         mkdir -p m4 && autoreconf -fi
     fi
-    mkdir -p build
-    if [ ! -f build/Makefile ] || [ configure -nt build/Makefile ]; then
-        log "configure (in build/)"
-        (cd build && ../configure --enable-werror -q)
-    fi
+    tests/configure-dir build --enable-werror
     log "make"
     make -C build -j"$(nproc)"
 }
@@ -64,8 +64,9 @@ case "${1:-}" in
 hello)
     ensure_packages "${BUILD_PKGS[@]}"
     build
-    log "starting samples/hello on localhost:7878 (Ctrl-C stops it)"
-    exec ./build/samples/hello localhost:7878
+    addr=${2:-localhost:7878}
+    log "starting samples/hello on $addr (Ctrl-C stops it)"
+    exec ./build/samples/hello "$addr"
     ;;
 check)
     ensure_packages "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"
@@ -78,7 +79,7 @@ bench)
     BUILD=build exec bench/run-suite
     ;;
 *)
-    echo "usage: $0 hello|check|bench" >&2
+    echo "usage: $0 hello [ADDR]|check|bench" >&2
     exit 2
     ;;
 esac
