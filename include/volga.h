@@ -494,8 +494,9 @@ int vg_app_set_fallback(vg_app *app, vg_handler fn, void *arg);
 
 /**
  * Builds the answer to an error the library gives itself: 400 (a malformed
- * request), 404, 405, 413, 415, 431 where libmicrohttpd lets it, 429, 500
- * (a handler returned NULL), 503 (busy, or shutting down), 504 (deadline).
+ * request: README "Conformance"), 404, 405, 413, 415, 431 where
+ * libmicrohttpd lets it, 429, 500 (a handler returned NULL), 501 (an
+ * over-long method no route maps), 503 (busy, or shutting down), 504 (deadline).
  * `detail` is a short static English text ("not found"); `req` is borrowed
  * for the call, and for errors found before the request was parsed its
  * path is NULL (method and vg_request_target are set). The status of what
@@ -584,7 +585,11 @@ const char *vg_request_param(const vg_request *req, const char *name);
 /** The decoded value of query argument `name` (first one wins); "" for a
  *  bare `?name`; NULL if absent. */
 const char *vg_request_query(const vg_request *req, const char *name);
-/** The value of header `name`, matched case-insensitively, or NULL. */
+/** The value of header `name`, matched case-insensitively (the first field
+ *  of that name), or NULL. Several `Cookie` fields (as HTTP/2 gateways send
+ *  them) give one value, every field's joined with "; ". For an
+ *  absolute-form target ("GET http://host/p HTTP/1.1") `Host` is the
+ *  target's authority. Borrowed for the request's life. */
 const char *vg_request_header(const vg_request *req, const char *name);
 /** The body and its length (`len` may be NULL); never NULL: an empty body is
  *  "" with length 0. The bytes are followed by a NUL not counted in len. */
@@ -612,7 +617,8 @@ int vg_request_headers(const vg_request *req,
  *  IPv4-mapped IPv6 peer is shown as IPv4), or NULL if unknown. Borrowed
  *  for the request's life. Any thread that may read the request. */
 const char *vg_request_client_addr(const vg_request *req);
-/** The request-target exactly as sent ("/users/7?x=1"). */
+/** The request-target exactly as sent ("/users/7?x=1"; an absolute-form
+ *  "http://host/users/7" stays so, while vg_request_path gives its path). */
 const char *vg_request_target(const vg_request *req);
 /** The pattern of the route that matched, as it was mapped (a group's
  *  prefix included: "/api/v1/users/{id}"), or NULL when no route matched
