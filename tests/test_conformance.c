@@ -1,6 +1,6 @@
 /* test_conformance.c - what RFC 9110/9112 say a server MUST refuse (or
  * accept), over raw sockets against a real app (issue 15; the checks are
- * lib/http_strict.c). One case per rule: the status, whether the
+ * lib/model/http_strict.c). One case per rule: the status, whether the
  * connection closes (a refusal closes it; an accepted request leaves it
  * open, proved by a second request on it), and that no refused request
  * reached a handler. Also: the refusals go through the app's error

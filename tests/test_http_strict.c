@@ -1,4 +1,4 @@
-/* test_http_strict.c - the pure checks of lib/http_strict.c without a
+/* test_http_strict.c - the pure checks of lib/model/http_strict.c without a
  * server: methods, targets, Host values, field names and values, and the
  * walk over a head laid out as libmicrohttpd 0.9.75 leaves it (modelled
  * by tests/fuzz/mhd_head_model.h), where NULs and obs-fold are found from
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_strict.h"
+#include "model/http_strict.h"
 #include "fuzz/mhd_head_model.h"
 
 #define ck_ok(v) ck_assert_msg((v).status == 0, "refused: %s", (v).detail)
@@ -124,7 +124,7 @@ START_TEST(versions)
 }
 END_TEST
 
-/* The verdict on a head parsed by the model, as lib/mhd_glue.c asks it. */
+/* The verdict on a head parsed by the model, as lib/engine/mhd_glue.c asks it. */
 static vg__strict_verdict on_head(const char *in, size_t len)
 {
     model_head m;

@@ -1,12 +1,12 @@
 /*
- * fuzz_strict.c - libFuzzer target for lib/http_strict.c, the checks libvolga
+ * fuzz_strict.c - libFuzzer target for lib/model/http_strict.c, the checks libvolga
  * makes above libmicrohttpd's parser (issue 15).
  *
  * Each input is parsed as a request head by the model of libmicrohttpd
  * 0.9.75's in-place parser (mhd_head_model.h), which leaves the strings
  * where libmicrohttpd would and knows what the bytes held. When
  * libmicrohttpd would hand the head to libvolga, the checks run as
- * lib/mhd_glue.c runs them, and must refuse (400, or 501 for an over-long
+ * lib/engine/mhd_glue.c runs them, and must refuse (400, or 501 for an over-long
  * method, which is checked first) every head that held an
  * obs-fold, a NUL (other than one standing where a CR could, before an LF:
  * README "Conformance") or an empty name libmicrohttpd took for the end.
@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_strict.h"
+#include "model/http_strict.h"
 #include "mhd_head_model.h"
 
 #define CHECK(cond)                                                        \

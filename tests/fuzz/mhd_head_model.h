@@ -1,7 +1,7 @@
 /* mhd_head_model.h - a model of how libmicrohttpd 0.9.75 parses a request
  * head in place (src/microhttpd/connection.c: get_next_header_line,
  * parse_initial_message_line, process_header_line, process_broken_line),
- * for testing lib/http_strict.c without a socket: it leaves the strings
+ * for testing lib/model/http_strict.c without a socket: it leaves the strings
  * where libmicrohttpd would (CR, LF, the first space and the colon turned
  * into NULs, an obs-fold continuation glued onto the *name*, which moves
  * to a new block of the pool and is zeroed where it was), and it knows

@@ -3,13 +3,13 @@
  *
  *   URI log callback ....... vg__on_uri: create the vg_request (per request)
  *   access handler, 1st .... vg__on_access: what RFC 9110/9112 say a
- *                            server must refuse (lib/http_strict.c: 400,
+ *                            server must refuse (lib/model/http_strict.c: 400,
  *                            501); 400 on ambiguous framing, 413 early on
  *                            a Content-Length over the limit
  *   upload calls ........... append to the body
  *   final call ............. vg__dispatch: copy everything out of MHD,
  *                            route, let the pipeline pick the handler and
- *                            run its filters (lib/pipeline.c); a filter's
+ *                            run its filters (lib/pipeline/pipeline.c); a filter's
  *                            answer or the library's own (404, 405,
  *                            OPTIONS with no app middleware) goes at once;
  *                            an inline route runs here (vg__run_inline);
@@ -20,7 +20,7 @@
  *                            response, win the resume and resume (or leave
  *                            it to vg_request_finish after vg_defer)
  *   (resumed) access ....... vg__answer_resumed: queue the response; a
- *                            streamed one then pulls from lib/stream.c,
+ *                            streamed one then pulls from lib/model/stream.c,
  *                            parking the connection while it is empty
  *   request completed ...... vg__on_completed: cancel the token unless the
  *                            request completed OK; run the completion
@@ -48,15 +48,15 @@
 #include <microhttpd.h>
 
 #include "app.h"
-#include "engine.h"
-#include "http_strict.h"
-#include "thread.h"
-#include "mhd_glue.h"
-#include "pipeline.h"
-#include "request.h"
-#include "result.h"
-#include "stream.h"
-#include "token.h"
+#include "engine/engine.h"
+#include "model/http_strict.h"
+#include "core/thread.h"
+#include "engine/mhd_glue.h"
+#include "pipeline/pipeline.h"
+#include "model/request.h"
+#include "model/result.h"
+#include "model/stream.h"
+#include "core/token.h"
 
 /* ---- Responses ---- */
 
@@ -174,7 +174,7 @@ static struct MHD_Response *vg__error_response(const char *text)
 }
 
 /* The reply to an error the library answers itself, shaped by the app's
- * error handler (lib/pipeline.c), with the header the library needs
+ * error handler (lib/pipeline/pipeline.c), with the header the library needs
  * (Allow, Retry-After, Connection) if any. Falls back to static text when
  * memory runs out, so that an answer always goes. Any thread; no lock
  * held (the error handler is user code). */
@@ -344,7 +344,7 @@ void vg__glue_wait_resumes(vg_app *app)
 /* ---- Streams ---- */
 
 /* Whether the engine already saw this request's client close or
- * half-close (lib/engine.c, vg__conn_hangup): suspending it would wait for
+ * half-close (lib/engine/engine.c, vg__conn_hangup): suspending it would wait for
  * an event that has come and gone. */
 static bool vg__client_left(const vg_request *req)
 {
@@ -561,7 +561,7 @@ static void *vg__on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     req->uri_at = uri;
     req->conn = conn;
     req->engine = &vg__glue_ops;
-    /* The engine's view of the connection (lib/engine.c): the event thread
+    /* The engine's view of the connection (lib/engine/engine.c): the event thread
      * to wake after a resume, and where a client leaving is noticed. */
     ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     req->conn_ctx = ci ? ci->socket_context : NULL;
@@ -813,7 +813,7 @@ static enum MHD_Result vg__answer_resumed(vg_request *req,
 }
 
 /* What the head says about the body's length, gathered in one pass with
- * the walk of lib/http_strict.c over the same fields. */
+ * the walk of lib/model/http_strict.c over the same fields. */
 typedef struct {
     unsigned cl_count, te_count;
     const char *cl, *te;
@@ -876,7 +876,7 @@ static size_t vg__longest_mapped(vg_app *app)
     return longest;
 }
 
-/* The checks of lib/http_strict.c on the head, and the framing scan, in
+/* The checks of lib/model/http_strict.c on the head, and the framing scan, in
  * one pass over the fields. Any refusal's verdict, status 0 if none;
  * `framing` holds what the head says about the body. */
 static vg__strict_verdict vg__head_check(vg_app *app, vg_request *req,
@@ -1007,7 +1007,7 @@ struct MHD_Daemon *vg__glue_daemon(vg_app *app,
     struct MHD_Daemon *d;
 
     /* No thread and no listening socket of its own: an event thread of
-     * lib/engine.c accepts connections for it and runs it. */
+     * lib/engine/engine.c accepts connections for it and runs it. */
     d = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_ERROR_LOG,

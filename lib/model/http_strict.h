@@ -3,7 +3,7 @@
  *
  * Pure functions: no libmicrohttpd call, no allocation, no global state,
  * so that they can be unit-tested (tests/test_http_strict.c) and fuzzed
- * (tests/fuzz/fuzz_strict.c) without a socket. lib/mhd_glue.c feeds them
+ * (tests/fuzz/fuzz_strict.c) without a socket. lib/engine/mhd_glue.c feeds them
  * once per request, on the first access-handler call, before routing.
  *
  * libmicrohttpd 0.9.75 parses the head in place in its read buffer: the
@@ -46,7 +46,7 @@ vg__strict_verdict vg__strict_method(const char *method, size_t len,
  * percent-decoding): no space, control byte, NUL or non-ASCII byte; and
  * once percent-decoded, no overlong UTF-8 sequence (a "%C0%AE" that is a
  * '.' to a lax decoder). The %00 rule is the request model's
- * (lib/request.c). */
+ * (lib/model/request.c). */
 vg__strict_verdict vg__strict_target(const char *raw, size_t len);
 
 /* Where an absolute-form target ("http://host:8080/p?q", RFC 9112 3.2.2)

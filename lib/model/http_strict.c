@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http_strict.h"
+#include "model/http_strict.h"
 
 static const vg__strict_verdict vg__ok = {0, NULL};
 
@@ -125,7 +125,7 @@ bool vg__strict_absolute_form(const char *raw, vg__strict_absolute *out)
 /* uri-host's reg-name without sub-delims (a comma list, ';' and the like
  * are what a proxy and a server could read differently) and without
  * pct-encoding (no real host name needs it, and an absolute-form target's
- * authority then decodes to itself, lib/request.c). */
+ * authority then decodes to itself, lib/model/request.c). */
 static bool vg__hostchar(unsigned char c)
 {
     unsigned char l = (unsigned char)(c | 0x20);
