@@ -1008,6 +1008,11 @@ struct MHD_Daemon *vg__glue_daemon(vg_app *app,
 
     /* No thread and no listening socket of its own: an event thread of
      * lib/engine/engine.c accepts connections for it and runs it. */
+    /* MHD_OPTION_STRICT_FOR_CLIENT stays 0: at 1 libmicrohttpd answers a
+     * missing Host itself (its status line written twice, past the error
+     * handler) and closes on a space in the target without an answer;
+     * lib/model/http_strict.c refuses both, and more (README
+     * "Conformance"). */
     d = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_ERROR_LOG,
