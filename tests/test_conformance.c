@@ -255,6 +255,50 @@ START_TEST(accepted_and_kept_open)
 }
 END_TEST
 
+/* A head that makes libmicrohttpd grow its read buffer (about 16 KiB of
+ * fields), and a second request pipelined in the same write: where the
+ * strings lie must still add up. */
+START_TEST(large_and_pipelined_heads_are_accepted)
+{
+    vg_app *app = tu_app_new();
+    size_t cap = 64 * 1024, len = 0, i, n;
+    char *buf = malloc(cap), *resp = malloc(cap), *second;
+    int fd;
+
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_ptr_nonnull(resp);
+    ck_assert_int_eq(vg_map_get(app, "/hello", h_hello, NULL), 0);
+    ck_assert_int_eq(vg_map_get(app, "/header/{name}", h_header, NULL), 0);
+    tu_start(app);
+    len += (size_t)snprintf(buf + len, cap - len, "GET /header/X-39 HTTP/1.1\r\nHost: x\r\n");
+    for (i = 0; i < 40; i++) {
+        len += (size_t)snprintf(buf + len, cap - len, "X-%zu: ", i);
+        memset(buf + len, 'a' + (int)(i % 26), 400);
+        len += 400;
+        len += (size_t)snprintf(buf + len, cap - len, "\r\n");
+    }
+    len += (size_t)snprintf(buf + len, cap - len, "\r\n%s", next_request);
+    fd = tu_connect(vg_app_port(app));
+    ck_assert(tu_send_all(fd, buf, len));
+    n = tu_recv_response(fd, resp, cap);
+    ck_assert_msg(n > 0 && strncmp(resp, "HTTP/1.1 200", 12) == 0, "%.200s", resp);
+    ck_assert_ptr_nonnull(strstr(resp, "\r\n\r\nnnnnnnnnnnnnn")); /* 'n's */
+    /* The pipelined request may have come in the same read. */
+    second = strstr(resp, "\r\n\r\n");
+    second = strstr(second + 4, "HTTP/1.1 ");
+    if (second == NULL) {
+        n = tu_recv_response(fd, resp, cap);
+        ck_assert_msg(n > 0, "no answer to the pipelined request");
+        second = resp;
+    }
+    ck_assert_msg(strncmp(second, "HTTP/1.1 200", 12) == 0, "%.200s", second);
+    close(fd);
+    free(buf);
+    free(resp);
+    vg_app_free(app);
+}
+END_TEST
+
 /* ---- The refusals go through the app's error handler ---- */
 
 typedef struct {
@@ -305,6 +349,7 @@ static Suite *conformance_suite(void)
                         (int)(sizeof refused / sizeof refused[0]));
     tcase_add_loop_test(tc, accepted_and_kept_open, 0,
                         (int)(sizeof accepted / sizeof accepted[0]));
+    tcase_add_test(tc, large_and_pipelined_heads_are_accepted);
     tcase_add_test(tc, refusals_reach_the_error_handler);
     suite_add_tcase(s, tc);
     return s;
