@@ -114,6 +114,34 @@ START_TEST(field_names_and_values)
 }
 END_TEST
 
+/* The byte table against the RFC's sets, spelled out. */
+START_TEST(byte_classes_match_the_rfc_sets)
+{
+    static const char tchar[] = "!#$%&'*+-.^_`|~0123456789"
+                                "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    char b[3];
+    int c;
+
+    for (c = 0; c < 256; c++) {
+        b[0] = (char)c;
+        b[1] = 'a';
+        b[2] = '/';
+        ck_assert_msg((vg__strict_field_name(b, 1).status == 0) ==
+                          (c != 0 && strchr(tchar, c) != NULL), "name byte %d", c);
+        ck_assert_msg((vg__strict_field_value(b, 1).status == 0) ==
+                          (c == '\t' || (c >= 0x20 && c != 0x7f)), "value byte %d", c);
+        ck_assert_msg((vg__strict_target(b + 2, 1).status == 0 &&
+                       vg__strict_target(b, 1).status == 0) ==
+                          (c > 0x20 && c < 0x7f), "target byte %d", c);
+        ck_assert_msg((vg__strict_host(b, 2).status == 0) ==
+                          ((c != 0 && strchr(tchar + 25, c) != NULL) || c == '-' ||
+                           c == '.' || c == '_' || c == '~' ||
+                           (c >= '0' && c <= '9')),
+                      "host byte %d", c);
+    }
+}
+END_TEST
+
 START_TEST(versions)
 {
     ck_assert(vg__strict_is_http11("HTTP/1.1"));
@@ -242,6 +270,7 @@ static Suite *http_strict_suite(void)
     tcase_add_test(tc, absolute_form_is_split);
     tcase_add_test(tc, host_values);
     tcase_add_test(tc, field_names_and_values);
+    tcase_add_test(tc, byte_classes_match_the_rfc_sets);
     tcase_add_test(tc, versions);
     tcase_add_test(tc, well_formed_heads_pass);
     tcase_add_test(tc, host_rules_on_the_head);

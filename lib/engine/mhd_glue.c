@@ -886,7 +886,7 @@ static vg__strict_verdict vg__head_check(vg_app *app, vg_request *req,
                                          vg__framing *framing)
 {
     const union MHD_ConnectionInfo *ci;
-    size_t mlen = strlen(method);
+    size_t mlen = strlen(method), tlen;
     vg__strict_verdict v = vg__strict_method(method, mlen, 0);
     vg__strict_absolute abs;
 
@@ -896,12 +896,13 @@ static vg__strict_verdict vg__head_check(vg_app *app, vg_request *req,
         v.status = 0;
     if (v.status != 0)
         return v;
-    v = vg__strict_target(req->raw_uri, strlen(req->raw_uri));
+    tlen = strlen(req->raw_uri);
+    v = vg__strict_target(req->raw_uri, tlen);
     if (v.status != 0)
         return v;
     memset(framing, 0, sizeof *framing);
     vg__strict_begin(&framing->strict, method, req->uri_at,
-                     strlen(req->raw_uri), version);
+                     tlen, version);
     MHD_get_connection_values(conn, MHD_HEADER_KIND, vg__scan_framing, framing);
     ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
     v = vg__strict_end(&framing->strict, vg__strict_is_http11(version),

@@ -264,7 +264,7 @@ int vg__request_add_header(vg_request *req, const char *name, const char *value)
     /* Cookie fields sent apart (HTTP/2 gateways do, RFC 9113 8.2.3) are
      * one list: a lookup sees them joined with "; " (vg_request_header),
      * the walk over the fields each as sent. */
-    if (strcasecmp(name, "Cookie") == 0 &&
+    if ((name[0] | 0x20) == 'c' && strcasecmp(name, "Cookie") == 0 &&
         (prev = vg__pairs_get(&req->headers, "Cookie")) != NULL) {
         const char *had = req->cookies ? req->cookies : prev->value;
         size_t a = strlen(had), b = strlen(value);
