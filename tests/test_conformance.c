@@ -175,6 +175,12 @@ static const conf_case refused[] = {
     {"over-long unmapped method",
      ST("ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJ /hello HTTP/1.1\r\nHost: x\r\n\r\n"),
      501, "method not implemented"},
+    {"obs-fold in a chunked body's trailer",
+     ST("POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3\r\nabc\r\n0\r\nX-T: a\r\n b\r\n\r\n"), 400, "obs-fold"},
+    {"control character in a trailer value",
+     ST("POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3\r\nabc\r\n0\r\nX-T: a\x01\r\n\r\n"), 400, "control character"},
     {"absolute-form with userinfo",
      ST("GET http://u@x/hello HTTP/1.1\r\nHost: x\r\n\r\n"), 400, "userinfo"},
 };
@@ -202,6 +208,9 @@ static const conf_case accepted[] = {
     {"absolute-form, https scheme and query",
      ST("GET https://example.com/hello?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n"),
      200, "hello"},
+    {"chunked body with a trailer",
+     ST("POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3\r\nabc\r\n0\r\nX-T: a\r\n\r\n"), 200, "hello"},
     {"two Cookie fields",
      ST("GET /header/Cookie HTTP/1.1\r\nHost: x\r\nCookie: a=1\r\nX: y\r\n"
         "Cookie: b=2; c=3\r\n\r\n"), 200, "a=1; b=2; c=3|"},
@@ -243,6 +252,7 @@ START_TEST(accepted_and_kept_open)
     answer a;
 
     ck_assert_int_eq(vg_map_get(app, "/hello", h_hello, NULL), 0);
+    ck_assert_int_eq(vg_map_post(app, "/hello", h_hello, NULL), 0);
     ck_assert_int_eq(vg_map_get(app, "/header/{name}", h_header, NULL), 0);
     ck_assert_int_eq(vg_map(app, "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJ", "/long",
                             h_long, NULL), 0);

@@ -6,7 +6,8 @@
  *                            server must refuse (lib/model/http_strict.c: 400,
  *                            501); 400 on ambiguous framing, 413 early on
  *                            a Content-Length over the limit
- *   upload calls ........... append to the body
+ *   upload calls ........... append to the body (a chunked body's trailer
+ *                            fields get the same field checks at the end)
  *   final call ............. vg__dispatch: copy everything out of MHD,
  *                            route, let the pipeline pick the handler and
  *                            run its filters (lib/pipeline/pipeline.c); a filter's
@@ -757,6 +758,26 @@ static vg__answer_kind vg__route(vg_app *app, vg_request *req, vg__match *m)
                                          : VG__ANSWER_NOT_FOUND;
 }
 
+static enum MHD_Result vg__scan_trailer(void *cls, enum MHD_ValueKind kind,
+                                        const char *key, const char *value)
+{
+    (void)kind;
+    vg__strict_field(cls, key, value);
+    return MHD_YES;
+}
+
+/* The trailer fields of a chunked body, parsed by libmicrohttpd as it
+ * parses the head (obs-fold glued onto names included): the same checks
+ * on each field, without the head's line accounting or Host rules. */
+static vg__strict_verdict vg__trailer_check(struct MHD_Connection *conn)
+{
+    vg__strict s;
+
+    vg__strict_begin(&s, NULL, NULL, 0, NULL);
+    MHD_get_connection_values(conn, MHD_FOOTER_KIND, vg__scan_trailer, &s);
+    return s.verdict;
+}
+
 static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
                                     struct MHD_Connection *conn,
                                     const char *url)
@@ -766,10 +787,14 @@ static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
     vg_result *res;
     unsigned status;
     bool on_worker;
+    vg__strict_verdict v;
 
     if (req->body_too_large)
         return vg__answer_now(req, conn, MHD_HTTP_CONTENT_TOO_LARGE,
                               "request body too large", NULL, NULL);
+    if (req->chunked && (v = vg__trailer_check(conn)).status != 0)
+        return vg__answer_now(req, conn, v.status, v.detail,
+                              MHD_HTTP_HEADER_CONNECTION, "close");
     status = vg__copy_request(req, conn, url);
     if (status == MHD_HTTP_BAD_REQUEST)
         return vg__answer_now(req, conn, status, "bad request", NULL, NULL);
@@ -954,6 +979,7 @@ static enum MHD_Result vg__on_access(void *cls, struct MHD_Connection *conn,
         if (v.status != 0)
             return vg__answer_now(req, conn, v.status, v.detail,
                                   MHD_HTTP_HEADER_CONNECTION, "close");
+        req->chunked = framing.te_count > 0;
         if (!vg__framing_ok(&framing))
             return vg__answer_now(req, conn, MHD_HTTP_BAD_REQUEST,
                                   "bad request framing",

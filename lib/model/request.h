@@ -122,6 +122,7 @@ struct vg_request {
     int answer;                 /* vg__answer_kind */
     bool running;               /* inside vg__pipeline_run: may defer/stream */
     bool asterisk;              /* "OPTIONS *" */
+    bool chunked;               /* a chunked body: trailers to check */
 
     vg__datum *data;            /* vg_request_set_data */
     /* vg_request_add_response_header; guarded by `lock`, because the
