@@ -806,7 +806,9 @@ int vg_sse_retry(vg_stream *s, unsigned ms);
  * thread. A request's token is cancelled by the library: with
  * VG_CANCEL_CLIENT_GONE on an event thread, VG_CANCEL_TIMEOUT on the
  * watcher thread, VG_CANCEL_SHUTDOWN on the shutdown supervisor (or an
- * event thread, for a connection closed by the shutdown).
+ * event thread, for a connection closed by the shutdown). A token made by
+ * vg_token_child_timeout is cancelled by its timeout on the "vg-timer"
+ * thread.
  * @{
  */
 
@@ -860,6 +862,47 @@ unsigned long vg_token_on_cancel(vg_token *tok, vg_cancel_fn fn, void *arg);
  * call `arg` may be freed (from inside the callback itself it does not wait).
  */
 bool vg_token_off(vg_token *tok, unsigned long id);
+
+/**
+ * Waits for poll() `events` (POLLIN, POLLOUT...) on `fd` or for the token,
+ * whichever comes first: the building block for a client whose work waits
+ * on a descriptor (a database socket, a pipe from a child) and should stop
+ * when the request is cancelled. Returns fd's revents (> 0; POLLERR and
+ * POLLHUP are reported even if not asked for) when it is ready, 0 once
+ * `timeout_ms` pass (negative: no limit; 0: just look), -ECANCELED as soon
+ * as the token is cancelled (at once if it already is, and also when fd
+ * became ready at the same moment), -EBADF for a negative or closed fd,
+ * -EINVAL for a NULL token, or another -errno (e.g. -EMFILE when the
+ * token's fd cannot be made). A signal does not end the wait early. Does
+ * not read or write `fd`. Any thread.
+ */
+int vg_token_poll(vg_token *tok, int fd, short events, int timeout_ms);
+
+/**
+ * Milliseconds until the token's deadline, rounded up; -1 if it has none, 0
+ * once it has passed. A request's token has the request's deadline (the
+ * app's vg_app_set_request_timeout, or its route's or group's), counted
+ * from when its handler was dispatched; a child has the nearest of its own
+ * (vg_token_child_timeout) and its ancestors'. Forward it to whatever does
+ * the work (a statement timeout, CURLOPT_TIMEOUT_MS) so that the work ends
+ * when the answer would no longer be wanted. Lock-free; any thread.
+ */
+long vg_token_remaining_ms(const vg_token *tok);
+
+/**
+ * A child of `parent` (as vg_token_child: one reference, owned by the
+ * caller) that also cancels itself with VG_CANCEL_TIMEOUT `ms` milliseconds
+ * from now, like Go's context.WithTimeout; its vg_token_remaining_ms is the
+ * nearer of that and the parent's deadline. The timeout never cancels the
+ * parent. `ms` 0 gives a token born cancelled (VG_CANCEL_TIMEOUT, or the
+ * parent's reason if the parent already is cancelled). The timer runs on
+ * one thread shared by all such tokens ("vg-timer", started on first use,
+ * with every signal blocked), whose callbacks (vg_token_on_cancel) then run
+ * on it; dropping the last reference, or a cancel for another reason,
+ * removes the timer at once. NULL with errno (EINVAL: no parent; ENOMEM;
+ * EAGAIN: no thread) on failure. Any thread.
+ */
+vg_token *vg_token_child_timeout(vg_token *parent, unsigned ms);
 
 /** Adds a reference; returns `tok`. */
 vg_token *vg_token_ref(vg_token *tok);
