@@ -911,6 +911,46 @@ void vg_token_unref(vg_token *tok);
 
 /** @} */
 
+/** @name Child processes that stop with the request
+ *
+ * A handler that runs a program (a converter, a compressor, a report
+ * generator) waits for it with vg_proc_wait and the request's token, so
+ * that the program is stopped, not left running, when the client leaves,
+ * the deadline passes or the app shuts down. Start the child in a process
+ * group of its own (`setpgid(0, 0)` in the child, or
+ * `posix_spawnattr_setpgroup(&attr, 0)` with POSIX_SPAWN_SETPGROUP) so that
+ * the programs it starts in turn are stopped with it.
+ * @{
+ */
+
+/**
+ * Waits for the child process `pid` (a child of this process, not yet
+ * reaped) to exit, or for `tok` to be cancelled, whichever comes first.
+ *
+ * The child exited first (or exits while the token fires): reaps it, sets
+ * `*status` (if not NULL) as waitpid() would and returns 0.
+ *
+ * The token was cancelled first (at once if it already was): sends SIGTERM
+ * to the child's process group (only to the child when it shares the
+ * caller's group), waits up to `grace_ms` for the child to exit, then sends
+ * SIGKILL to whatever is left of the group (the child, or descendants that
+ * outlived it), reaps the child, sets `*status` (e.g. WTERMSIG SIGTERM or
+ * SIGKILL) and returns -ECANCELED. The child is never left a zombie.
+ *
+ * Waits on the child's pidfd together with the token's descriptor where
+ * the kernel has pidfd_open (Linux 5.3), so it wakes as soon as either
+ * happens; elsewhere it polls with waitpid, every 20 ms at most. Nobody
+ * else may reap `pid` meanwhile (a SIGCHLD handler calling waitpid(-1), or
+ * SIGCHLD set to SIG_IGN, makes this fail with -ECHILD).
+ *
+ * Returns 0, -ECANCELED, -EINVAL (pid <= 0 or tok NULL), -ECHILD (pid is
+ * not an unreaped child of this process; nothing is signalled), or another
+ * -errno. Blocks the calling thread (a handler's worker: fine); any thread.
+ */
+int vg_proc_wait(int pid, vg_token *tok, unsigned grace_ms, int *status);
+
+/** @} */
+
 #ifdef __cplusplus
 }
 #endif
