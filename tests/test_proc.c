@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 #include <volga.h>
-#include "proc.h"
+#include "core/proc.h"
 #include "testutil.h"
 
 extern char **environ;

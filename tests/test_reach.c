@@ -32,7 +32,7 @@
 
 #include <volga.h>
 #include "testutil.h"
-#include "timer.h"
+#include "core/timer.h"
 
 /* ------------------------------------------------------------------------
  * Helpers

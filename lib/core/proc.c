@@ -34,8 +34,8 @@
 #include <unistd.h>
 
 #include "volga.h"
-#include "clock.h"
-#include "proc.h"
+#include "core/clock.h"
+#include "core/proc.h"
 
 #define VG__BACKOFF_MAX_MS 20
 

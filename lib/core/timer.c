@@ -29,9 +29,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "thread.h"
-#include "timer.h"
+#include "core/clock.h"
+#include "core/thread.h"
+#include "core/timer.h"
 
 static struct {
     pthread_mutex_t mu;
