@@ -29,9 +29,9 @@
 #include "volga-curl.h"
 
 /* How long one curl_multi_poll may sleep when libcurl has no timer due
- * sooner: only a bound, since both the transfers' sockets and the token
- * wake it. */
-#define VG__POLL_MS 1000
+ * sooner (it shortens the wait to its own next timeout by itself): only a
+ * safety bound, since the transfers' sockets and the token both wake it. */
+#define VG__POLL_MS 60000
 /* The sleep when the token has neither a descriptor nor room for a
  * callback (out of descriptors and memory): cancellation is then noticed
  * within this long. */

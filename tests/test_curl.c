@@ -18,12 +18,16 @@
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -34,6 +38,7 @@
 #include "testutil.h"
 
 #define MAX_SLOW 16
+#define FILL_LIMIT 512
 
 /* ------------------------------------------------------------------------
  * The back app
@@ -349,13 +354,38 @@ END_TEST
 typedef struct {
     back *b;
     vg_token *tok;
+    int idle_stat;       /* if >= 0: /proc/self/task/TID/stat of a thread
+                            to wait for, opened beforehand, until it sleeps */
 } canceller;
+
+/* Waits until the thread whose /proc stat file is open at `fd` sleeps in
+ * the kernel (state S: here, in curl_multi_poll with nothing left to
+ * send); false after 10 s. Reads with pread, needing no new descriptor. */
+static bool thread_sleeps(int fd)
+{
+    char buf[256], *p;
+    double t0 = tu_now_ms();
+
+    while (tu_now_ms() - t0 < 10000) {
+        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+
+        if (n <= 0)
+            return false;
+        buf[n] = '\0';
+        p = strrchr(buf, ')');
+        if (p != NULL && p[1] == ' ' && p[2] == 'S')
+            return true;
+        sched_yield();
+    }
+    return false;
+}
 
 static void *cancel_when_started(void *arg)
 {
     canceller *c = arg;
 
-    if (tu_latch_wait(&c->b->started, 1, 10000))
+    if (tu_latch_wait(&c->b->started, 1, 10000) &&
+        (c->idle_stat < 0 || thread_sleeps(c->idle_stat)))
         vg_token_cancel(c->tok);
     return NULL;
 }
@@ -373,6 +403,7 @@ START_TEST(perform_cancelled_while_waiting_closes_connection)
     back_start(&b);
     c.b = &b;
     c.tok = tok;
+    c.idle_stat = -1;
     ck_assert_int_eq(pthread_create(&th, NULL, cancel_when_started, &c), 0);
     e = easy_for(b.port, "/slow");
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
@@ -389,6 +420,72 @@ START_TEST(perform_cancelled_while_waiting_closes_connection)
     curl_easy_cleanup(e);
     vg_token_unref(next);
     vg_token_unref(tok);
+    vg_curl_thread_cleanup();
+    back_stop(&b);
+}
+END_TEST
+
+/* Out of descriptors, the token has no fd for curl_multi_poll: a cancel
+ * callback wakes the poll instead (curl_multi_wakeup). The connection is
+ * kept alive from a first call, so the transfer itself needs no new fd.
+ * Without the wake-up the poll would sleep past the back's 30 s of work,
+ * and the back would finish uncancelled. */
+START_TEST(perform_cancelled_without_a_token_fd)
+{
+    back b;
+    vg_token *warm = vg_token_new(), *tok = vg_token_new();
+    struct rlimit saved, none;
+    canceller c;
+    pthread_t th;
+    CURL *e;
+    CURLcode rc;
+    long connects = -1;
+    char url[64];
+    int fd, fill[FILL_LIMIT], nfill = 0;
+
+    back_start(&b);
+    e = easy_for(b.port, "/fast");
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+    ck_assert_int_eq(vg_curl_perform(e, warm), CURLE_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/slow", (unsigned)b.port);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 0L);   /* no timer to wake it */
+    c.b = &b;
+    c.tok = tok;
+    /* Only once this thread sleeps in the poll: then nothing but the
+     * cancel callback's wake-up can end the wait in time. Its stat file is
+     * opened now, before the descriptors run out. */
+    snprintf(url, sizeof url, "/proc/self/task/%d/stat", (int)syscall(SYS_gettid));
+    c.idle_stat = open(url, O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(c.idle_stat, 0);
+    ck_assert_int_eq(pthread_create(&th, NULL, cancel_when_started, &c), 0);
+
+    /* Every descriptor below a limit of FILL_LIMIT in use (a limit of 0
+     * would also make poll() fail, which a real shortage does not). */
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    none = saved;
+    if (none.rlim_cur > FILL_LIMIT)
+        none.rlim_cur = FILL_LIMIT;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &none), 0);
+    while (nfill < FILL_LIMIT && (fill[nfill] = dup(0)) >= 0)
+        nfill++;
+    fd = vg_token_fd(tok);
+    rc = vg_curl_perform(e, tok);
+    while (nfill > 0)
+        close(fill[--nfill]);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+
+    ck_assert_int_eq(fd, -EMFILE);      /* the fallback really ran */
+    ck_assert_int_eq(rc, CURLE_ABORTED_BY_CALLBACK);
+    curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &connects);
+    ck_assert_int_eq(connects, 0);      /* on the kept-alive connection */
+    pthread_join(th, NULL);
+    close(c.idle_stat);
+    ck_assert(tu_latch_wait(&b.ended, 1, 10000));
+    ck_assert_int_eq(atomic_load(&b.reasons[0]), VG_CANCEL_CLIENT_GONE);
+    curl_easy_cleanup(e);
+    vg_token_unref(tok);
+    vg_token_unref(warm);
     vg_curl_thread_cleanup();
     back_stop(&b);
 }
@@ -676,6 +773,7 @@ static Suite *curl_suite(void)
     tcase_add_test(tc, perform_reuses_connections_on_a_thread);
     tcase_add_test(tc, perform_already_cancelled_never_connects);
     tcase_add_test(tc, perform_cancelled_while_waiting_closes_connection);
+    tcase_add_test(tc, perform_cancelled_without_a_token_fd);
     tcase_add_test(tc, perform_forwards_deadline);
     tcase_add_test(tc, perform_bad_arguments);
     tcase_add_test(tc, perform_nested_in_a_callback);
