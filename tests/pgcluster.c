@@ -25,6 +25,7 @@
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,8 +136,12 @@ static pid_t spawn_as(const struct passwd *pw, char *const argv[], int log_fd,
  * becomes readable when the process exits. */
 static int wait_child(pid_t pid, double ms, int *status)
 {
+    static bool no_pidfd;   /* ENOSYS once (old kernel, valgrind): never again */
     double end = now_ms() + ms;
-    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int pfd = no_pidfd ? -1 : (int)syscall(SYS_pidfd_open, pid, 0);
+
+    if (pfd < 0 && errno == ENOSYS)
+        no_pidfd = true;
 
     for (;;) {
         pid_t r = waitpid(pid, status, WNOHANG);

@@ -30,7 +30,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -536,10 +540,22 @@ START_TEST(test_late_cancel_never_hits_next_query)
     PGconn *c = connect_db();
     int n = rounds(150), cancelled = 0, finished = 0;
     unsigned seed = (unsigned)time(NULL);
+    double slowest = 0;
+
+    /* The cancel moments span twice the query's time here, measured (a
+     * slow machine or valgrind stretches the client's part), so that both
+     * outcomes happen. */
+    for (int i = 0; i < 5; i++) {
+        double t0 = tu_now_ms();
+        PQclear(vg_pq_exec(c, NULL, "SELECT pg_sleep(0.005)"));
+        if (tu_now_ms() - t0 > slowest)
+            slowest = tu_now_ms() - t0;
+    }
+    long span_us = (long)(2000 * slowest) + 1;
 
     for (int i = 0; i < n; i++) {
         struct late_cancel l = {.tok = vg_token_new(),
-                                .delay_us = rand_r(&seed) % 12000};
+                                .delay_us = rand_r(&seed) % span_us};
         pthread_t th;
         PGresult *r;
 
@@ -563,9 +579,151 @@ START_TEST(test_late_cancel_never_hits_next_query)
         vg_token_unref(l.tok);
     }
     /* Both outcomes must have happened, or the race was not exercised. */
-    ck_assert_msg(cancelled > 0 && finished > 0, "cancelled %d, finished %d",
-                  cancelled, finished);
+    ck_assert_msg(cancelled > 0 && finished > 0, "cancelled %d, finished %d "
+                  "(cancels within %ld us)", cancelled, finished, span_us);
     PQfinish(c);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* A cancel the server never acknowledges. A proxy on a Unix socket of its
+ * own forwards the first connection (the query's) to the cluster and holds
+ * every later one (cancel requests) open without a word, so PQcancel
+ * blocks. The call must still return within VG_PQ_CANCEL_MS, and must cut
+ * the connection rather than leave a cancel in flight. */
+
+struct hold_proxy {
+    char dir[64];
+    int listen_fd;
+    int stop_pipe[2];
+    int held[64];
+    int nheld;
+    pthread_t thread;
+};
+
+static int unix_connect(const char *path)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void *hold_proxy_main(void *arg)
+{
+    struct hold_proxy *p = arg;
+    char server_path[100], buf[16384];
+    int client = -1, server = -1;
+    const char *host = strstr(pgc_conninfo(cluster), "host=") + 5;
+
+    snprintf(server_path, sizeof server_path, "%.*s/.s.PGSQL.5432",
+             (int)strcspn(host, " "), host);
+    for (;;) {
+        struct pollfd f[4] = {{.fd = p->stop_pipe[0], .events = POLLIN},
+                              {.fd = p->listen_fd, .events = POLLIN},
+                              {.fd = client, .events = POLLIN},
+                              {.fd = server, .events = POLLIN}};
+        if (poll(f, 4, -1) < 0 || f[0].revents)
+            break;
+        if (f[1].revents) {
+            int fd = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd >= 0 && client < 0) {
+                client = fd;
+                server = unix_connect(server_path);
+            } else if (fd >= 0 && p->nheld < 64) {
+                p->held[p->nheld++] = fd;
+            } else if (fd >= 0) {
+                close(fd);
+            }
+        }
+        for (int i = 2; i < 4; i++) {
+            if (!f[i].revents)
+                continue;
+            ssize_t n = read(f[i].fd, buf, sizeof buf);
+            int to = i == 2 ? server : client;
+            if (n <= 0 || write(to, buf, (size_t)n) != n) {
+                close(client);
+                close(server);
+                client = server = -1;
+                break;
+            }
+        }
+    }
+    if (client >= 0)
+        close(client);
+    if (server >= 0)
+        close(server);
+    return NULL;
+}
+
+static void hold_proxy_start(struct hold_proxy *p)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+
+    snprintf(p->dir, sizeof p->dir, "/tmp/vg-pq-proxy-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(p->dir));
+    snprintf(a.sun_path, sizeof a.sun_path, "%s/.s.PGSQL.5432", p->dir);
+    p->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(p->listen_fd, 0);
+    ck_assert_int_eq(bind(p->listen_fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(p->listen_fd, 16), 0);
+    ck_assert_int_eq(pipe2(p->stop_pipe, O_CLOEXEC), 0);
+    ck_assert_int_eq(pthread_create(&p->thread, NULL, hold_proxy_main, p), 0);
+}
+
+static void hold_proxy_stop(struct hold_proxy *p)
+{
+    ck_assert_int_eq(write(p->stop_pipe[1], "x", 1), 1);
+    pthread_join(p->thread, NULL);
+    for (int i = 0; i < p->nheld; i++)
+        close(p->held[i]);
+    close(p->listen_fd);
+    close(p->stop_pipe[0]);
+    close(p->stop_pipe[1]);
+    tu_remove_tree(p->dir);
+}
+
+START_TEST(test_unacknowledged_cancel_cuts_connection)
+{
+    struct hold_proxy proxy = {0};
+    PGconn *admin = connect_db();
+    char info[256];
+
+    hold_proxy_start(&proxy);
+    snprintf(info, sizeof info, "host=%s dbname=postgres user=postgres", proxy.dir);
+    PGconn *c = PQconnectdb(info);
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+    int pid = PQbackendPID(c);
+    struct bg_exec b = {.conn = c, .tok = vg_token_new(), .sql = "SELECT pg_sleep(30)"};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, bg_exec_main, &b), 0);
+    ck_assert(wait_backend(admin, pid, "active", HANG_MS) >= 0);
+    double t0 = tu_now_ms();
+    vg_token_cancel(b.tok);
+    pthread_join(th, NULL);
+    double took = b.returned_ms - t0;
+    ck_assert_ptr_null(b.res);
+    ck_assert_int_eq(b.err, ECANCELED);
+    ck_assert_msg(took >= VG_PQ_CANCEL_MS - 50 && took < VG_PQ_CANCEL_MS + 2000 * scale(),
+                  "returned after %.0f ms", took);
+    /* The cut connection refuses the next query instead of running it. */
+    PGresult *r = vg_pq_exec(c, NULL, "SELECT 1");
+    ck_assert(r == NULL || PQresultStatus(r) == PGRES_FATAL_ERROR);
+    PQclear(r);
+    ck_assert_int_eq(PQstatus(c), CONNECTION_BAD);
+    /* The query the cancel never reached still runs: end it. */
+    char sql[64];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", pid);
+    PQclear(PQexec(admin, sql));
+    hold_proxy_stop(&proxy);
+    vg_token_unref(b.tok);
+    PQfinish(c);
+    PQfinish(admin);
 }
 END_TEST
 
@@ -639,6 +797,7 @@ static Suite *pq_suite(void)
     tcase_add_test(tc, test_deadline_cancels_query_504);
     tcase_add_test(tc, test_many_clients_leave_none_left_running);
     tcase_add_test(tc, test_late_cancel_never_hits_next_query);
+    tcase_add_test(tc, test_unacknowledged_cancel_cuts_connection);
     suite_add_tcase(s, tc);
     return s;
 }
