@@ -1,7 +1,7 @@
 /* pipeline.c - what runs around a handler: filters, middleware, the
  * library's own answers, the error builder and the completion hooks.
  *
- * A request's way through it, as the engine (lib/mhd_glue.c) drives it:
+ * A request's way through it, as the engine (lib/engine/mhd_glue.c) drives it:
  *
  *   routed .............. vg__pipeline_route: the route's handler, chain
  *                         and deadline; a miss gets the fallback or the
@@ -25,11 +25,11 @@
 #include <string.h>
 
 #include "app.h"
-#include "group.h"
-#include "log.h"
-#include "pipeline.h"
-#include "request.h"
-#include "result.h"
+#include "pipeline/group.h"
+#include "core/log.h"
+#include "pipeline/pipeline.h"
+#include "model/request.h"
+#include "model/result.h"
 
 struct vg_next {
     vg_request *req;

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "clock.h"
-#include "log.h"
+#include "core/clock.h"
+#include "core/log.h"
 
 void vg_log_stderr(vg_log_level level, const char *msg, void *arg)
 {
