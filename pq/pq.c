@@ -3,7 +3,7 @@
  *
  * One call runs one query through three phases on the calling thread:
  * send (non-blocking PQsend*, then PQflush until the query is out), wait
- * (poll on PQsocket and the token until PQisBusy is false), collect
+ * (vg_token_poll on PQsocket and the token until PQisBusy is false), collect
  * (PQgetResult until NULL). When the token fires in any phase, a cancel
  * thread is started (struct canceller) and the token is no longer watched;
  * the phases go on reading the connection, which is how the query's end
@@ -164,7 +164,6 @@ static bool canceller_finish(struct canceller *c, const struct timespec *deadlin
 struct call {
     PGconn *conn;
     vg_token *tok;            /* NULL: never cancelled */
-    int tok_fd;               /* vg_token_fd, or -1: look every 50 ms */
     struct canceller *canceller;
     bool cancelling;          /* the token fired: cancel requested */
     bool cut;                 /* we shut the socket down */
@@ -209,37 +208,51 @@ static void call_cut(struct call *k)
     k->cut = true;
 }
 
+/* poll() on the socket alone, retried after signals; 0 on timeout. */
+static int poll_socket(int fd, short events, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+    int n;
+
+    while ((n = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR)
+        ;
+    if (n < 0)
+        return -errno;
+    if (n > 0 && (p.revents & POLLNVAL))
+        return -EBADF;
+    return n > 0 ? p.revents : 0;
+}
+
 /* Waits for `events` on the connection's socket and, until the cancel has
  * started, on the token. Returns the socket's revents (> 0), 0 when the
  * cancel's deadline passed, -ECANCELED when the token fired, -errno. */
 static int call_wait(struct call *k, short events)
 {
-    int fd = PQsocket(k->conn);
+    int fd = PQsocket(k->conn), r;
 
     if (fd < 0)
         return -EBADF;
+    if (k->tok != NULL && !k->cancelling) {
+        for (;;) {
+            r = vg_token_poll(k->tok, fd, events, -1);
+            if (r > 0 || r == -ECANCELED || r == -EBADF)
+                return r;
+            /* The token has no descriptor (-EMFILE...): look at it
+             * every 50 ms instead. */
+            if ((r = poll_socket(fd, events, 50)) != 0)
+                return r;
+            if (vg_token_is_cancelled(k->tok))
+                return -ECANCELED;
+        }
+    }
+    if (!k->cancelling)
+        return poll_socket(fd, events, -1);
     for (;;) {
-        struct pollfd p[2] = {{.fd = fd, .events = events},
-                              {.fd = k->tok_fd, .events = POLLIN}};
-        bool watch = k->tok != NULL && !k->cancelling;
-        int timeout = -1;
-        if (k->cancelling)
-            timeout = (int)ms_until(&k->deadline);
-        else if (watch && k->tok_fd < 0)
-            timeout = 50;
-        if (watch && vg_token_is_cancelled(k->tok))
-            return -ECANCELED;
-        int n = poll(p, watch && k->tok_fd >= 0 ? 2 : 1, timeout);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (p[0].revents != 0)
-            return p[0].revents;
-        if (watch && (p[1].revents != 0 || vg_token_is_cancelled(k->tok)))
-            return -ECANCELED;
-        if (k->cancelling && ms_until(&k->deadline) == 0)
+        long left = ms_until(&k->deadline);
+        if (left == 0)
             return 0;
+        if ((r = poll_socket(fd, events, (int)left)) != 0)
+            return r;
     }
 }
 
@@ -319,7 +332,7 @@ typedef int (*send_fn)(PGconn *conn, const void *arg);
 
 static PGresult *run(PGconn *conn, vg_token *tok, send_fn send, const void *arg)
 {
-    struct call k = {.conn = conn, .tok = tok, .tok_fd = -1};
+    struct call k = {.conn = conn, .tok = tok};
     bool stopped = false;
     int was_nonblocking, err = 0;
     PGresult *res;
@@ -328,8 +341,6 @@ static PGresult *run(PGconn *conn, vg_token *tok, send_fn send, const void *arg)
         errno = ECANCELED;
         return NULL;
     }
-    if (tok != NULL && (k.tok_fd = vg_token_fd(tok)) < 0)
-        k.tok_fd = -1;
     was_nonblocking = PQisnonblocking(conn);
     if (!was_nonblocking && PQsetnonblocking(conn, 1) != 0) {
         errno = EIO;
