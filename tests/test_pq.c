@@ -23,6 +23,7 @@
 #endif
 
 #include <check.h>
+#include <jansson.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -727,6 +728,115 @@ START_TEST(test_unacknowledged_cancel_cuts_connection)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* samples/report: a slow SQL report that stops when the tab closes. */
+
+#define REPORT_TAG "generate_series(1, $1::bigint) g GROUP BY"
+
+/* Reads `fd` until `needle` has appeared or `ms` pass. */
+static bool read_until(int fd, const char *needle, int ms, char *buf, size_t len)
+{
+    size_t got = strlen(buf);
+    double start = tu_now_ms();
+
+    while (strstr(buf, needle) == NULL) {
+        int left = ms - (int)(tu_now_ms() - start);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || got + 1 >= len || poll(&p, 1, left) != 1)
+            return false;
+        ssize_t n = read(fd, buf + got, len - 1 - got);
+        if (n <= 0)
+            return false;
+        got += (size_t)n;
+        buf[got] = '\0';
+    }
+    return true;
+}
+
+START_TEST(test_report_without_database_says_so)
+{
+    tu_sample s;
+
+    unsetenv("PGDSN");
+    tu_sample_start(&s, "report", false);
+    tu_response r = tu_get(s.port, "/report");
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_msg(strstr(r.body, "no database configured") && strstr(r.body, "PGDSN"),
+                  "%s", r.body);
+    tu_response_free(&r);
+    /* A client's DSN may only say where to connect, never name files. */
+    r = tu_get(s.port, "/report?dsn=host=/tmp%20sslkey=/etc/shadow");
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_ptr_nonnull(strstr(r.body, "sslkey"));
+    tu_response_free(&r);
+    tu_sample_stop(&s);
+}
+END_TEST
+
+START_TEST(test_report_answers_buckets)
+{
+    tu_sample s;
+
+    setenv("PGDSN", pgc_conninfo(cluster), 1);
+    tu_sample_start(&s, "report", false);
+    tu_response r = tu_get(s.port, "/report?rows=1000");
+    ck_assert_int_eq(r.status, 200);
+    json_t *doc = json_loads(r.body, 0, NULL);
+    ck_assert_ptr_nonnull(doc);
+    json_t *b = json_object_get(doc, "buckets");
+    ck_assert_int_eq(json_array_size(b), 8);
+    long long sum = 0, count = 0;
+    for (size_t i = 0; i < json_array_size(b); i++) {
+        sum += atoll(json_string_value(json_object_get(json_array_get(b, i), "sum")));
+        count += atoll(json_string_value(json_object_get(json_array_get(b, i), "count")));
+    }
+    ck_assert_int_eq(count, 1000);
+    ck_assert_int_eq(sum, 1000LL * 1001 / 2);
+    json_decref(doc);
+    tu_response_free(&r);
+    tu_sample_stop(&s);
+    unsetenv("PGDSN");
+}
+END_TEST
+
+START_TEST(test_report_stops_when_tab_closes)
+{
+    tu_sample s;
+    PGconn *admin = connect_db();
+    const char *req = "GET /report?rows=2000000000 HTTP/1.1\r\nHost: t\r\n\r\n";
+    char log[8192] = "";
+    double start;
+    long running;
+
+    setenv("PGDSN", pgc_conninfo(cluster), 1);
+    tu_sample_start(&s, "report", true);
+    int fd = tu_connect(s.port);
+    ck_assert(tu_send_all(fd, req, strlen(req)));
+    start = tu_now_ms();
+    while ((running = count_backends(admin, "active", REPORT_TAG)) < 1 &&
+           tu_now_ms() - start < HANG_MS) {
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    ck_assert_msg(running == 1, "the report never ran");
+    close(fd);
+    start = tu_now_ms();
+    while ((running = count_backends(admin, "active", REPORT_TAG)) > 0 &&
+           tu_now_ms() - start < 1000 * scale()) {
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    ck_assert_msg(running == 0, "the report still runs 1 s after the tab closed");
+    ck_assert_msg(read_until(s.err, "query stopped on the server", HANG_MS, log,
+                             sizeof log), "%s", log);
+    ck_assert_msg(read_until(s.err, "s: client_gone\n", HANG_MS, log, sizeof log),
+                  "%s", log);
+    tu_sample_stop(&s);
+    unsetenv("PGDSN");
+    PQfinish(admin);
+}
+END_TEST
+
 /* The cluster the suite runs against is private: no TCP listener, its
  * socket in its own directory, and queries work. */
 START_TEST(test_cluster_listens_on_its_socket_only)
@@ -798,6 +908,13 @@ static Suite *pq_suite(void)
     tcase_add_test(tc, test_many_clients_leave_none_left_running);
     tcase_add_test(tc, test_late_cancel_never_hits_next_query);
     tcase_add_test(tc, test_unacknowledged_cancel_cuts_connection);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("report");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_report_without_database_says_so);
+    tcase_add_test(tc, test_report_answers_buckets);
+    tcase_add_test(tc, test_report_stops_when_tab_closes);
     suite_add_tcase(s, tc);
     return s;
 }
