@@ -26,7 +26,8 @@ TEST_PKGS=(check libcurl4-openssl-dev curl clang libclang-rt-dev valgrind python
 # Not libulfius-dev: it depends on libcurl4-gnutls-dev, which would remove
 # the tests' libcurl4-openssl-dev; bench/run-suite fetches its headers.
 BENCH_PKGS=(wrk curl iproute2)
-PEER_PKGS=(libulfius2.7 liborcania-dev libyder-dev zlib1g-dev golang-go nodejs)
+PEER_PKGS=(libulfius2.7 liborcania-dev libyder-dev zlib1g-dev golang-go nodejs
+           golang-github-lib-pq-dev)
 
 log() { printf '==> %s\n' "$*"; }
 

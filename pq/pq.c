@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,17 @@ static struct canceller *canceller_start(PGconn *conn)
     c->refs = 2;
     pthread_attr_init(&tattr);
     pthread_attr_setdetachstate(&tattr, PTHREAD_CREATE_DETACHED);
+    /* libvolga's workers run under SCHED_BATCH, which a new thread would
+     * inherit: a batch thread does not preempt, and the cancel is what the
+     * client leaving waits for. The default policy needs no privilege. */
+    struct sched_param sp = {.sched_priority = 0};
+    int policy;
+    if (pthread_getschedparam(pthread_self(), &policy, &(struct sched_param){0}) == 0 &&
+        policy == SCHED_BATCH &&
+        (pthread_attr_setinheritsched(&tattr, PTHREAD_EXPLICIT_SCHED) != 0 ||
+         pthread_attr_setschedpolicy(&tattr, SCHED_OTHER) != 0 ||
+         pthread_attr_setschedparam(&tattr, &sp) != 0))
+        pthread_attr_setinheritsched(&tattr, PTHREAD_INHERIT_SCHED);
     if (pthread_create(&th, &tattr, canceller_main, c) != 0) {
         pthread_attr_destroy(&tattr);
         c->refs = 1;
