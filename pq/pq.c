@@ -7,7 +7,12 @@
  * (PQgetResult until NULL). When the token fires in any phase, a cancel
  * thread is started (struct canceller) and the token is no longer watched;
  * the phases go on reading the connection, which is how the query's end
- * (SQLSTATE 57014, or its normal result if it won the race) arrives.
+ * (SQLSTATE 57014, or its normal result if it won the race) arrives. The
+ * thread is started by a vg_token_on_cancel callback, on the thread that
+ * cancels the token (an event thread when the client leaves), so that the
+ * request leaves without waiting for the caller's thread to be scheduled
+ * (libvolga's workers run under SCHED_BATCH); the caller's thread starts it
+ * itself if the callback could not.
  *
  * Why a thread: libpq 15's PQcancel blocks (connect, send, wait for the
  * server to close) with no timeout, and the caller's wait must stay
@@ -110,7 +115,9 @@ static void *canceller_main(void *arg)
     return NULL;
 }
 
-static struct canceller *canceller_start(PGconn *conn)
+/* Starts the thread with `pc`, which it then owns; NULL (pc still the
+ * caller's) if it cannot. Any thread: it does not touch the connection. */
+static struct canceller *canceller_start(PGcancel *pc)
 {
     struct canceller *c = calloc(1, sizeof *c);
     pthread_condattr_t attr;
@@ -119,10 +126,7 @@ static struct canceller *canceller_start(PGconn *conn)
 
     if (c == NULL)
         return NULL;
-    if ((c->cancel = PQgetCancel(conn)) == NULL) {
-        free(c);
-        return NULL;
-    }
+    c->cancel = pc;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&c->cond, &attr);
@@ -144,8 +148,9 @@ static struct canceller *canceller_start(PGconn *conn)
         pthread_attr_setinheritsched(&tattr, PTHREAD_INHERIT_SCHED);
     if (pthread_create(&th, &tattr, canceller_main, c) != 0) {
         pthread_attr_destroy(&tattr);
-        c->refs = 1;
-        canceller_unref(c);
+        pthread_cond_destroy(&c->cond);
+        pthread_mutex_destroy(&c->lock);
+        free(c);
         return NULL;
     }
     pthread_attr_destroy(&tattr);
@@ -176,9 +181,15 @@ static bool canceller_finish(struct canceller *c, const struct timespec *deadlin
 struct call {
     PGconn *conn;
     vg_token *tok;            /* NULL: never cancelled */
+    unsigned long cb;         /* vg_token_on_cancel id, 0 if none */
+    bool cut;                 /* we shut the socket down (caller's thread) */
+    /* The token's callback runs on the thread that cancels it; these are
+     * shared with it, under `lock`. */
+    pthread_mutex_t lock;
+    PGcancel *pc;             /* made before sending, so that the callback
+                                 never touches the connection */
     struct canceller *canceller;
     bool cancelling;          /* the token fired: cancel requested */
-    bool cut;                 /* we shut the socket down */
     struct timespec deadline; /* VG_PQ_CANCEL_MS after the token fired */
 };
 
@@ -191,24 +202,69 @@ static long ms_until(const struct timespec *t)
     return ms < 0 ? 0 : ms + 1;
 }
 
-/* Starts cancelling the query: from now on the call waits only on the
- * connection, bounded by the deadline. If no thread can be started the
- * request is sent from here (blocking), so the query still stops. */
+/* Marks the call cancelling and starts the cancel thread with the
+ * PGcancel made beforehand; `lock` held. Returns false when the request
+ * still has to be sent by the caller's thread (no thread could be made). */
+static bool call_start_cancel_locked(struct call *k)
+{
+    if (!k->cancelling) {
+        k->cancelling = true;
+        k->deadline = abs_after_ms(VG_PQ_CANCEL_MS);
+        if (k->pc != NULL && (k->canceller = canceller_start(k->pc)) != NULL)
+            k->pc = NULL;
+    }
+    return k->canceller != NULL;
+}
+
+/* The token's callback, on the thread that cancels it (an event thread for
+ * a client gone): the cancel request leaves at once, without waiting for
+ * the caller's thread to wake up. It only starts a thread; it never blocks
+ * its own. */
+static void call_on_cancel(vg_token *tok, void *arg)
+{
+    struct call *k = arg;
+
+    (void)tok;
+    pthread_mutex_lock(&k->lock);
+    (void)call_start_cancel_locked(k);
+    pthread_mutex_unlock(&k->lock);
+}
+
+/* The caller's thread saw the token fire: starts cancelling if the
+ * callback has not. If no thread can be started the request is sent from
+ * here (blocking, once), so the query still stops. */
 static void call_cancel(struct call *k)
 {
-    if (k->cancelling)
-        return;
-    k->cancelling = true;
-    k->deadline = abs_after_ms(VG_PQ_CANCEL_MS);
-    k->canceller = canceller_start(k->conn);
-    if (k->canceller == NULL) {
-        PGcancel *pc = PQgetCancel(k->conn);
-        char err[256];
-        if (pc != NULL) {
-            (void)PQcancel(pc, err, sizeof err);
-            PQfreeCancel(pc);
-        }
+    PGcancel *pc = NULL;
+    bool started;
+
+    pthread_mutex_lock(&k->lock);
+    if (!k->cancelling && k->pc == NULL)
+        k->pc = PQgetCancel(k->conn);
+    started = call_start_cancel_locked(k);
+    if (!started) {
+        pc = k->pc;
+        k->pc = NULL;
     }
+    pthread_mutex_unlock(&k->lock);
+    if (pc != NULL) {
+        char err[256];
+        (void)PQcancel(pc, err, sizeof err);
+        PQfreeCancel(pc);
+    }
+}
+
+/* Whether the cancel has started, and its deadline. */
+static bool call_cancelling(struct call *k, struct timespec *deadline)
+{
+    bool c;
+
+    pthread_mutex_lock(&k->lock);
+    c = k->cancelling;
+    if (deadline != NULL)
+        *deadline = k->deadline;
+    pthread_mutex_unlock(&k->lock);
+    return c;
 }
 
 /* Gives up on the connection: the only way to be sure a cancel that the
@@ -241,10 +297,12 @@ static int poll_socket(int fd, short events, int timeout_ms)
 static int call_wait(struct call *k, short events)
 {
     int fd = PQsocket(k->conn), r;
+    struct timespec deadline;
+    bool cancelling = call_cancelling(k, &deadline);
 
     if (fd < 0)
         return -EBADF;
-    if (k->tok != NULL && !k->cancelling) {
+    if (k->tok != NULL && !cancelling) {
         for (;;) {
             r = vg_token_poll(k->tok, fd, events, -1);
             if (r > 0 || r == -ECANCELED || r == -EBADF)
@@ -257,10 +315,10 @@ static int call_wait(struct call *k, short events)
                 return -ECANCELED;
         }
     }
-    if (!k->cancelling)
+    if (!cancelling)
         return poll_socket(fd, events, -1);
     for (;;) {
-        long left = ms_until(&k->deadline);
+        long left = ms_until(&deadline);
         if (left == 0)
             return 0;
         if ((r = poll_socket(fd, events, (int)left)) != 0)
@@ -321,7 +379,7 @@ static PGresult *call_collect(struct call *k, bool *stopped)
         if ((r = PQgetResult(k->conn)) == NULL)
             break;
         ExecStatusType st = PQresultStatus(r);
-        if (k->cancelling && is_query_canceled(r))
+        if (is_query_canceled(r) && call_cancelling(k, NULL))
             *stopped = true;
         if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
             PQclear(keep);
@@ -342,10 +400,48 @@ static PGresult *call_collect(struct call *k, bool *stopped)
 
 typedef int (*send_fn)(PGconn *conn, const void *arg);
 
+/* Sets the call up to be cancelled from the token's callback: the
+ * PGcancel is made here, on the caller's thread, because the connection
+ * is not to be touched from another one. Without it (out of memory) the
+ * caller's thread still cancels when it wakes. */
+static void call_watch(struct call *k)
+{
+    if (k->tok == NULL)
+        return;
+    k->pc = PQgetCancel(k->conn);
+    if (k->pc != NULL)
+        k->cb = vg_token_on_cancel(k->tok, call_on_cancel, k);
+}
+
+/* Stops the callback and the cancel thread: after this no cancel request
+ * of this call can still reach the server. Returns whether a cancel was
+ * started. */
+static bool call_unwatch(struct call *k)
+{
+    struct timespec deadline;
+    struct canceller *c;
+    bool cancelling;
+
+    /* Returns only once a callback running elsewhere has returned. */
+    if (k->cb != 0)
+        (void)vg_token_off(k->tok, k->cb);
+    pthread_mutex_lock(&k->lock);
+    c = k->canceller;
+    k->canceller = NULL;
+    cancelling = k->cancelling;
+    deadline = k->deadline;
+    PQfreeCancel(k->pc);
+    k->pc = NULL;
+    pthread_mutex_unlock(&k->lock);
+    if (c != NULL && !canceller_finish(c, &deadline))
+        call_cut(k);
+    return cancelling;
+}
+
 static PGresult *run(PGconn *conn, vg_token *tok, send_fn send, const void *arg)
 {
     struct call k = {.conn = conn, .tok = tok};
-    bool stopped = false;
+    bool stopped = false, cancelled;
     int was_nonblocking, err = 0;
     PGresult *res;
 
@@ -364,14 +460,17 @@ static PGresult *run(PGconn *conn, vg_token *tok, send_fn send, const void *arg)
         errno = EIO;
         return NULL;
     }
+    pthread_mutex_init(&k.lock, NULL);
+    /* From here until call_unwatch the query is ours: cancel requests sent
+     * meanwhile can only reach it (or an idle backend, which drops them). */
+    call_watch(&k);
     call_flush(&k);
     res = call_collect(&k, &stopped);
-    /* The query is over; no request may be left in flight past here. */
-    if (k.canceller != NULL && !canceller_finish(k.canceller, &k.deadline))
-        call_cut(&k);
+    cancelled = call_unwatch(&k);
+    pthread_mutex_destroy(&k.lock);
     if (!was_nonblocking)
         (void)PQsetnonblocking(conn, 0);
-    if (k.cancelling && (stopped || k.cut)) {
+    if (cancelled && (stopped || k.cut)) {
         PQclear(res);
         res = NULL;
         err = ECANCELED;
