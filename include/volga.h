@@ -809,6 +809,17 @@ int vg_sse_retry(vg_stream *s, unsigned ms);
  * event thread, for a connection closed by the shutdown). A token made by
  * vg_token_child_timeout is cancelled by its timeout on the "vg-timer"
  * thread.
+ *
+ * Order of a cancellation: first the token and every descendant of it
+ * (made by vg_token_child) are marked cancelled, and
+ * whoever waits on any of them is woken: vg_token_is_cancelled is true,
+ * vg_token_wait returns, vg_token_fd turns readable. Only then do the
+ * callbacks of vg_token_on_cancel run, on the cancelling thread: the
+ * token's own, in registration order, then its descendants', parents
+ * before children. So a handler woken by vg_token_wait may run while a
+ * callback is still running, and a slow callback never delays a waiter;
+ * a handler that needs a callback's work finished calls vg_token_off on
+ * it, which waits for a running callback to return.
  * @{
  */
 
