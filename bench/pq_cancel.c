@@ -21,9 +21,11 @@
  *    previous request hitting it: lib/pq#1001) is counted, not timed.
  *
  * 2. Database CPU on abandoned work. K clients ask for a CPU-bound query
- *    calibrated to S seconds (a sum over generate_series) and hang up after
- *    MS ms; the CPU the backends spent (utime+stime from /proc) is summed
- *    once they are idle again. Modes: libvolga with the request's token
+ *    calibrated to S seconds (a sum over generate_series in the select
+ *    list, so that nothing is materialised or spilled) and hang up after
+ *    MS ms; the CPU the database server spent (utime+stime of the
+ *    postmaster and all its children, live or reaped, from /proc) is
+ *    summed once the queries are over. Modes: libvolga with the request's token
  *    ("cancel"), libvolga passing no token ("ignore": what a plain PQexec
  *    does), and the Go anchor. Goal: cancel <= 10% of ignore.
  *
@@ -143,7 +145,7 @@ static vg_result *sleep_handler(vg_request *req, void *arg)
 static vg_result *burn_handler(vg_request *req, void *arg)
 {
     return run_query(req, arg ? vg_request_token(req) : NULL,
-                     "SELECT sum(g) /* " BURN_TAG " */ FROM generate_series(1, $1::bigint) g",
+                     "SELECT sum(g) /* " BURN_TAG " */ FROM (SELECT generate_series(1, $1::bigint) g) s",
                      vg_request_query(req, "rows"));
 }
 
@@ -318,22 +320,30 @@ static double proc_cpu_s(int pid, bool children, int *ppid)
            (double)sysconf(_SC_CLK_TCK);
 }
 
-/* CPU of the backends: every live client backend but the admin's, plus
- * what the postmaster's reaped children used (a backend whose connection
- * was closed has exited; its CPU counts there). */
+/* CPU of the whole database server: the postmaster and every child of
+ * it (backends, background processes), plus the children it has already
+ * reaped (cutime+cstime), so that a backend whose connection was closed,
+ * and which exited, still counts. A zombie's times are still in its stat
+ * file until it is reaped. */
 static double all_backends_cpu_s(void)
 {
-    PGresult *r = PQexec(admin, "SELECT pid FROM pg_stat_activity WHERE "
-                                "backend_type = 'client backend' AND pid <> pg_backend_pid()");
+    char path[96], buf[16384];
     int postmaster = 0;
-    double s = 0;
+    double s;
+    FILE *f;
 
-    for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++)
-        s += proc_cpu_s(atoi(PQgetvalue(r, i, 0)), false, NULL);
-    PQclear(r);
     proc_cpu_s(PQbackendPID(admin), false, &postmaster);
-    if (postmaster > 1)
-        s += proc_cpu_s(postmaster, true, NULL) - proc_cpu_s(postmaster, false, NULL);
+    if (postmaster <= 1)
+        die("cannot find the postmaster");
+    s = proc_cpu_s(postmaster, true, NULL);
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", postmaster, postmaster);
+    if ((f = fopen(path, "r")) == NULL)
+        die("no /proc/PID/task/PID/children (CONFIG_PROC_CHILDREN)");
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    for (char *p = strtok(buf, " \n"); p != NULL; p = strtok(NULL, " \n"))
+        s += proc_cpu_s(atoi(p), false, NULL);
     return s;
 }
 
@@ -357,23 +367,29 @@ static double burn_round(unsigned short port, const char *path, int k, double ha
             die("burn queries still running after 120 s");
         sleep_ms(5);
     }
-    return all_backends_cpu_s() - before;
+    double cpu = all_backends_cpu_s() - before;
+    if (getenv("PQ_CANCEL_VERBOSE") != NULL)
+        fprintf(stderr, "  round %s: %.2f s CPU, idle after %.0f ms\n", path, cpu,
+                now_ms() - start + hangup_ms);
+    return cpu;
 }
 
-/* Rows of generate_series that one backend sums in about `seconds`. */
+/* Rows of generate_series that one backend sums in about `seconds` of
+ * CPU (clock ticks are 10 ms: the last try takes a second or more). */
 static long long calibrate_rows(double seconds)
 {
-    long long rows = 5000000;
+    long long rows = 2000000;
     char sql[160];
 
-    for (int i = 0; i < 4; i++) {
-        snprintf(sql, sizeof sql, "SELECT sum(g) FROM generate_series(1, %lld) g", rows);
-        double t0 = now_ms();
+    for (int i = 0; i < 6; i++) {
+        snprintf(sql, sizeof sql, "SELECT sum(g) FROM (SELECT generate_series(1, %lld) g) s", rows);
+        /* CPU, not wall time: the machine may be busy. */
+        double c0 = proc_cpu_s(PQbackendPID(admin), false, NULL);
         PQclear(PQexec(admin, sql));
-        double took = (now_ms() - t0) / 1000;
-        if (took > 0.2 * seconds)
+        double took = proc_cpu_s(PQbackendPID(admin), false, NULL) - c0;
+        if (took > 0.5 * seconds || (i == 5 && took > 0))
             return (long long)(rows * seconds / took);
-        rows *= 4;
+        rows *= 2;
     }
     return rows;
 }

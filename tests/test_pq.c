@@ -731,7 +731,7 @@ END_TEST
 /* ------------------------------------------------------------------------ */
 /* samples/report: a slow SQL report that stops when the tab closes. */
 
-#define REPORT_TAG "generate_series(1, $1::bigint) g GROUP BY"
+#define REPORT_TAG "generate_series(1, $1::bigint) AS g) s GROUP BY"
 
 /* Reads `fd` until `needle` has appeared or `ms` pass. */
 static bool read_until(int fd, const char *needle, int ms, char *buf, size_t len)

@@ -42,7 +42,7 @@ func main() {
 		query(w, r, "SELECT pg_sleep(30) /* vg-bench-go */")
 	})
 	http.HandleFunc("/burn", func(w http.ResponseWriter, r *http.Request) {
-		query(w, r, "SELECT sum(g) /* vg-bench-burn */ FROM generate_series(1, $1::bigint) g",
+		query(w, r, "SELECT sum(g) /* vg-bench-burn */ FROM (SELECT generate_series(1, $1::bigint) g) s",
 			r.URL.Query().Get("rows"))
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
