@@ -449,6 +449,11 @@ static PGresult *run(PGconn *conn, vg_token *tok, send_fn send, const void *arg)
         errno = ECANCELED;
         return NULL;
     }
+    /* In pipeline mode results come per sync point, not per call. */
+    if (PQpipelineStatus(conn) != PQ_PIPELINE_OFF) {
+        errno = EINVAL;
+        return NULL;
+    }
     was_nonblocking = PQisnonblocking(conn);
     if (!was_nonblocking && PQsetnonblocking(conn, 1) != 0) {
         errno = EIO;

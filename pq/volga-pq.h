@@ -36,7 +36,8 @@ extern "C" {
  *    sent) or while it ran and the server stopped it (SQLSTATE 57014,
  *    query_canceled). Inside a transaction block the transaction is then
  *    aborted, as after any error: ROLLBACK before reusing it.
- *  - EINVAL: `conn` or `sql`/`name` is NULL, or nparams is negative.
+ *  - EINVAL: `conn` or `sql`/`name` is NULL, nparams is negative (or
+ *    positive with NULL `values`), or the connection is in pipeline mode.
  *  - EIO: the query could not be sent or the connection failed
  *    (PQerrorMessage(conn) says why).
  *
@@ -62,8 +63,14 @@ extern "C" {
  *
  * **Threads.** Any thread, one call at a time per connection (libpq's
  * rule). `tok` may be cancelled from any thread. The call blocks its
- * thread; the cancel request is sent from a short-lived thread of its own
- * so that the wait stays bounded. No library lock is held while waiting.
+ * thread. The cancel request is sent from a short-lived thread of its
+ * own, so that the wait stays bounded; that thread is started by a
+ * vg_token_on_cancel callback on the thread that cancels `tok` (for a
+ * client gone, libvolga's event thread), which it never blocks, so the
+ * request leaves without waiting for the caller's thread to be scheduled.
+ * A call with a token prepares the request (PQgetCancel) and registers
+ * that callback before it waits, and removes it before it returns. No
+ * library lock is held while waiting.
  *
  * **Mode.** The connection is switched to non-blocking mode for the call
  * and restored afterwards. COPY is not handled: a query that starts a COPY

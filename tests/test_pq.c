@@ -226,6 +226,12 @@ START_TEST(test_bad_arguments_are_einval)
     errno = 0;
     ck_assert_ptr_null(vg_pq_exec_prepared(c, NULL, NULL, 0, NULL));
     ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(PQenterPipelineMode(c), 1);
+    errno = 0;
+    ck_assert_ptr_null(vg_pq_exec_params(c, NULL, "SELECT 1", 0, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(PQexitPipelineMode(c), 1);
+    free(result_value(vg_pq_exec(c, NULL, "SELECT 1")));
     PQfinish(c);
 }
 END_TEST
