@@ -930,7 +930,9 @@ void vg_token_unref(vg_token *tok);
  * the deadline passes or the app shuts down. Start the child in a process
  * group of its own (`setpgid(0, 0)` in the child, or
  * `posix_spawnattr_setpgroup(&attr, 0)` with POSIX_SPAWN_SETPGROUP) so that
- * the programs it starts in turn are stopped with it.
+ * the programs it starts in turn are stopped with it, and with SIGTERM at
+ * its default action (a SIG_IGN survives exec; POSIX_SPAWN_SETSIGDEF
+ * resets it) if it is to have a chance to clean up before the SIGKILL.
  * @{
  */
 
