@@ -384,7 +384,10 @@ int vg_map_inline(vg_app *app, const char *method, const char *pattern,
  *
  * The library's own answers to routing misses (404, 405, OPTIONS on a
  * routed path, OPTIONS *) and the fallback pass through the app's filters
- * and middleware too (not through any group's). With no app middleware
+ * and middleware too (not through any group's), except a CORS preflight
+ * (OPTIONS with Access-Control-Request-Method) on a path without an
+ * OPTIONS route: it passes through the chain of the route it asks about,
+ * so that a group's filters see preflights for the group's routes. With no app middleware
  * they are answered at once on an event thread; with some they run
  * on a worker like a handler, so that no middleware ever runs on
  * an event thread unless its route is inline.
@@ -865,6 +868,98 @@ bool vg_token_off(vg_token *tok, unsigned long id);
 vg_token *vg_token_ref(vg_token *tok);
 /** Drops a reference; the last one frees the token. NULL is a no-op. */
 void vg_token_unref(vg_token *tok);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Web: CORS (lib/web/cors.c)
+ *
+ * Cross-Origin Resource Sharing as the Fetch standard defines it, decided
+ * by a filter on the event thread (no worker hand-off). A policy is built
+ * with vg_cors_new and the setters below, then attached to an app
+ * (vg_app_use_cors: every request, misses included) or a group
+ * (vg_group_use_cors: its routes). Per request:
+ *  - a preflight (OPTIONS with Origin and Access-Control-Request-Method)
+ *    from an allowed origin, for a method the path routes (and the policy
+ *    allows), is answered 204 at once, whether or not the path has an
+ *    OPTIONS route, with Access-Control-Allow-Origin, -Allow-Methods (the
+ *    policy's list, or the path's Allow), -Allow-Headers (the policy's
+ *    list, or the asked ones echoed), -Allow-Credentials, -Max-Age;
+ *  - any other request from an allowed origin goes on as usual and its
+ *    answer, whoever makes it (handler, middleware, 404, 504...), gets
+ *    Access-Control-Allow-Origin (the origin, or "*" for a policy that
+ *    allows any), -Allow-Credentials and -Expose-Headers;
+ *  - a request without Origin, from an origin not allowed, or a preflight
+ *    for a method the path does not route gets no CORS header (the
+ *    browser then blocks the page from reading the answer);
+ *  - "Vary: Origin" is added whenever the answer depends on Origin (an
+ *    origin list, whatever the Origin was), and a preflight answered with
+ *    echoed headers also varies on Access-Control-Request-Headers.
+ *
+ * Ownership: the caller owns the policy. Attaching freezes it (setters
+ * then return -EBUSY) and the app reads it until vg_app_free returns: free
+ * it after that. One policy may be attached to several apps and groups.
+ * Threads: configure from the configuring thread; the filter reads the
+ * frozen policy on every event thread at once, without a lock.
+ * @{
+ */
+
+/** A CORS policy: what it allows. */
+typedef struct vg_cors vg_cors;
+
+/** A new policy that allows no origin yet, no credentials, the path's
+ *  methods, no extra request headers, no exposed headers, no max-age.
+ *  NULL (errno ENOMEM). Free with vg_cors_free. Any thread. */
+vg_cors *vg_cors_new(void);
+/** Frees a policy; only once no app that uses it is running (after
+ *  vg_app_free). NULL is a no-op. */
+void vg_cors_free(vg_cors *c);
+/** Allows `origin` as browsers send it: "https://app.example",
+ *  "http://127.0.0.1:8080" (scheme, host, optional port; no path, no
+ *  trailing '/'), or "null". Compared exactly. Returns 0, -EINVAL (NULL,
+ *  malformed, "*": use vg_cors_allow_any_origin), -EBUSY (attached) or
+ *  -ENOMEM. */
+int vg_cors_allow_origin(vg_cors *c, const char *origin);
+/** Allows every origin ("Access-Control-Allow-Origin: *"). -EINVAL with
+ *  credentials (a browser ignores "*" on a credentialed request), -EBUSY
+ *  once attached, else 0. */
+int vg_cors_allow_any_origin(vg_cors *c);
+/** Methods a preflight may ask for, a comma-separated list ("GET, PUT");
+ *  NULL (the default): whatever the path routes (vg_request_allow). Either
+ *  way the path must route the asked method. Returns 0, -EINVAL (not a
+ *  token list; "*" with credentials), -EBUSY or -ENOMEM. */
+int vg_cors_set_methods(vg_cors *c, const char *methods);
+/** Request headers a page may send, a list ("X-Token, Content-Type");
+ *  NULL: none beyond the ones browsers always allow (the default).
+ *  Replaces vg_cors_echo_headers. Returns as vg_cors_set_methods. */
+int vg_cors_set_headers(vg_cors *c, const char *headers);
+/** Allows whatever request headers a preflight asks for, by echoing its
+ *  Access-Control-Request-Headers. Replaces vg_cors_set_headers. Returns
+ *  0, -EINVAL or -EBUSY. */
+int vg_cors_echo_headers(vg_cors *c);
+/** Response headers the page may read beyond the safelisted ones
+ *  ("X-Request-Id, ETag"); NULL: none. Returns as vg_cors_set_methods. */
+int vg_cors_set_expose_headers(vg_cors *c, const char *headers);
+/** Whether credentialed requests (cookies, HTTP auth: fetch's
+ *  credentials: "include") are allowed ("Access-Control-Allow-Credentials:
+ *  true"). -EINVAL when turning it on for a policy that allows any origin
+ *  or has "*" in a list (refused now, never at request time), -EBUSY once
+ *  attached, else 0. */
+int vg_cors_set_credentials(vg_cors *c, bool on);
+/** Seconds a browser may cache a preflight's answer
+ *  (Access-Control-Max-Age); -1 (the default): no header. Returns 0,
+ *  -EINVAL (below -1, above 2^31-1) or -EBUSY. */
+int vg_cors_set_max_age(vg_cors *c, long seconds);
+/** Applies `c` to every request the app answers (misses and the library's
+ *  own OPTIONS answers included), as an app filter (vg_app_filter) in
+ *  registration order. Freezes `c`; the app borrows it until
+ *  vg_app_free. Returns 0, -EINVAL (NULL, or a policy allowing no
+ *  origin), -EBUSY (the app started) or -ENOMEM. Configuring thread. */
+int vg_app_use_cors(vg_app *app, vg_cors *c);
+/** Applies `c` to the group's routes and its nested groups', as a group
+ *  filter; a preflight for one of them is answered even when its path has
+ *  no OPTIONS route. Returns as vg_app_use_cors. */
+int vg_group_use_cors(vg_group *g, vg_cors *c);
 
 /** @} */
 

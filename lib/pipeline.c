@@ -176,6 +176,24 @@ static vg_result *vg__library_handler(vg_request *req, void *arg)
     return vg__pipeline_library(req);
 }
 
+/* The chain for an OPTIONS request the library answers. A CORS preflight
+ * (Access-Control-Request-Method) asks about another route of the path:
+ * it gets that route's chain, so a group's filters (lib/web/cors.c
+ * attached to a group) see preflights for the group's routes whether or
+ * not the path has an OPTIONS route. Anything else gets the app's. */
+static const vg__chain *vg__preflight_chain(vg_app *app, vg_request *req)
+{
+    const char *asked = vg_request_header(req, "Access-Control-Request-Method");
+    vg__match m;
+
+    if (asked == NULL || vg__router_match(app->router, asked,
+                                          (const char *const *)req->segs,
+                                          req->nseg, &m) != VG__MATCH_FOUND ||
+        m.ext == NULL)
+        return &app->pipe.chain;
+    return m.ext;
+}
+
 bool vg__pipeline_route(vg_app *app, vg_request *req, vg__answer_kind kind,
                         const vg__match *m)
 {
@@ -194,8 +212,10 @@ bool vg__pipeline_route(vg_app *app, vg_request *req, vg__answer_kind kind,
         return true;
     }
     req->chain = &p->chain;
-    if (kind == VG__ANSWER_NO_METHOD && strcmp(req->method, "OPTIONS") == 0)
+    if (kind == VG__ANSWER_NO_METHOD && strcmp(req->method, "OPTIONS") == 0) {
         kind = VG__ANSWER_OPTIONS;
+        req->chain = vg__preflight_chain(app, req);
+    }
     req->answer = kind;
     if (kind == VG__ANSWER_NOT_FOUND && p->fallback != NULL) {
         req->fn = p->fallback;
