@@ -125,8 +125,9 @@ void vg_log_stderr(vg_log_level level, const char *msg, void *arg);
  * Routes the app's messages at `max_level` and below to `fn` (NULL: discard
  * them). The default is vg_log_stderr up to VG_LOG_WARN. At VG_LOG_INFO the
  * app also writes one access-log line per request when it completes:
- * "GET /path?q 200 0.153 ms", with " cancelled: client_gone" (or another
- * reason) appended when the request's token fired; "-" stands for a status
+ * "GET /path?q 200 0.153 ms", with " id=ID" when the response carries an
+ * X-Request-Id (vg_app_use_request_id), then " cancelled: client_gone" (or
+ * another reason) when the request's token fired; "-" stands for a status
  * never sent. Returns 0, -EINVAL or -EBUSY once started. Thread: the
  * configuring thread.
  */
@@ -960,6 +961,40 @@ int vg_app_use_cors(vg_app *app, vg_cors *c);
  *  filter; a preflight for one of them is answered even when its path has
  *  no OPTIONS route. Returns as vg_app_use_cors. */
 int vg_group_use_cors(vg_group *g, vg_cors *c);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Web: request IDs (lib/web/request_id.c)
+ *
+ * An ID for every request, to follow it through logs and services: a
+ * filter keeps a trusted incoming X-Request-Id or makes one, attaches it
+ * to the request (vg_request_id), sets it on the response, whoever
+ * answers (handler, middleware, 404, a CORS preflight answered by a later
+ * filter, 504), and the access log line shows it (" id=ID").
+ * @{
+ */
+
+/**
+ * Gives every request the app answers an ID, as an app filter (register
+ * it before filters that may answer at once, such as vg_app_use_cors, so
+ * their answers carry it too). With `trust_incoming` an X-Request-Id sent
+ * by the client is kept when it is 1-128 characters of letters, digits and
+ * "-_.:+/=@~" (a proxy in front sets it); otherwise, or when it is not
+ * sane, the ID is 128 random bits (getrandom) as 32 lowercase hex digits.
+ * Returns 0, -EINVAL (NULL app), -EBUSY (started) or -ENOMEM.
+ * Configuring thread.
+ */
+int vg_app_use_request_id(vg_app *app, bool trust_incoming);
+
+/**
+ * The request's ID (see vg_app_use_request_id), borrowed for the
+ * request's life, or NULL when the app does not use request IDs (or the
+ * request was answered before its filters ran, such as a 400 for a
+ * malformed request). Any thread that may read the request, completion
+ * hooks included: the companion libraries forward it upstream.
+ */
+const char *vg_request_id(const vg_request *req);
 
 /** @} */
 
