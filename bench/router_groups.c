@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "app.h"
-#include "router.h"
+#include "core/router.h"
 
 #define TOPS 5
 #define SUBS 10

@@ -32,10 +32,10 @@
 #include <netinet/in.h>
 
 #include "app.h"
-#include "clock.h"
-#include "engine.h"
-#include "thread.h"
-#include "token.h"
+#include "core/clock.h"
+#include "engine/engine.h"
+#include "core/thread.h"
+#include "core/token.h"
 
 /* How long shutdown waits for 503s and last answers to be written before
  * stopping the daemon regardless. */

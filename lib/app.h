@@ -9,11 +9,11 @@
 #include <sys/socket.h>
 
 #include "volga.h"
-#include "log.h"
-#include "pipeline.h"
-#include "pool.h"
-#include "router.h"
-#include "watcher.h"
+#include "core/log.h"
+#include "pipeline/pipeline.h"
+#include "core/pool.h"
+#include "core/router.h"
+#include "model/watcher.h"
 
 struct vg__engine;
 
@@ -52,7 +52,7 @@ struct vg_app {
     bool listen_adopted;          /* given by vg_app_set_listen_fd */
     unsigned short bound_port;
     vg__pool *pool;
-    vg__watcher *watcher;         /* the engine's (lib/engine.c) */
+    vg__watcher *watcher;         /* the engine's (lib/engine/engine.c) */
     int stop_fd;                  /* eventfd: vg_app_stop's async-signal-safe bell */
     pthread_t supervisor;
     bool supervisor_started, supervisor_joined;
@@ -74,6 +74,6 @@ struct vg_app {
     atomic_ullong cancelled_shutdown;
 };
 
-#include "counters.h"
+#include "model/counters.h"
 
 #endif

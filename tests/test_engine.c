@@ -1,4 +1,4 @@
-/* test_engine.c - libvolga's own event threads (lib/engine.c): no stall at
+/* test_engine.c - libvolga's own event threads (lib/engine/engine.c): no stall at
  * any connection count, connection limits counted across threads, a body
  * cut short closed at once, shutdown with requests in flight on every
  * thread.
@@ -27,7 +27,7 @@
 
 #include <volga.h>
 #include "app.h"
-#include "engine.h"
+#include "engine/engine.h"
 #include "testutil.h"
 
 static double time_scale(void)

@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include <volga.h>
-#include "result.h" /* vg__result_take_body, to read a problem's body */
+#include "model/result.h" /* vg__result_take_body, to read a problem's body */
 #include "testutil.h"
 
 /* Generous upper bound for anything a test waits on. */
@@ -51,7 +51,7 @@ static bool on_worker_thread(void)
     return strcmp(name, "vg-worker") == 0;
 }
 
-/* The event threads that run libmicrohttpd are "vg-event" (lib/engine.c). */
+/* The event threads that run libmicrohttpd are "vg-event" (lib/engine/engine.c). */
 static bool on_mhd_thread(void)
 {
     char name[32];

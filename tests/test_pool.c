@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "pool.h"
+#include "core/pool.h"
 
 #define WAIT_MS 10000
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "request.h"
+#include "model/request.h"
 
 static vg_request *with_target(const char *raw, const char *url, int expect)
 {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "router.h"
+#include "core/router.h"
 
 /* Handlers are never called here; routes are told apart by their `arg`,
  * which points at tags[i]. */

@@ -1,5 +1,5 @@
 /*
- * test_token.c - unit tests for cancellation tokens (lib/token.c).
+ * test_token.c - unit tests for cancellation tokens (lib/core/token.c).
  *
  * Nothing here sleeps to synchronise: threads meet through condition
  * variables, barriers, pthread_join, vg_token_wait and poll(). Time limits
@@ -26,7 +26,7 @@
 #include <time.h>
 
 #include "volga.h"
-#include "token.h"
+#include "core/token.h"
 
 /* Iterations of the race tests: enough to make TSan see interleavings. */
 #define RACE_ROUNDS 2000

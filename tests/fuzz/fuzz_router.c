@@ -1,5 +1,5 @@
 /*
- * fuzz_router.c - libFuzzer target for the route trie (lib/router.c).
+ * fuzz_router.c - libFuzzer target for the route trie (lib/core/router.c).
  *
  * The input is text, one item per line ("\n"-separated):
  *
@@ -34,7 +34,7 @@
 
 #include <microhttpd.h>
 
-#include "router.h"
+#include "core/router.h"
 
 #define MAX_ROUTES 32
 #define MAX_SEGS 64

@@ -1,6 +1,6 @@
 /*
  * fuzz_target.c - libFuzzer target for a request's parsing helpers
- * (lib/request.c), without a server.
+ * (lib/model/request.c), without a server.
  *
  * Input layout:
  *
@@ -45,8 +45,8 @@
 
 #include <microhttpd.h>
 
-#include "request.h"
-#include "router.h"
+#include "model/request.h"
+#include "core/router.h"
 
 #define CHECK(cond)                                                         \
     do {                                                                    \

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <netinet/in.h>
 
-#include "iptab.h"
+#include "engine/iptab.h"
 
 #define VG__BUCKETS 1024
 

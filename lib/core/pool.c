@@ -20,9 +20,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "clock.h"
-#include "pool.h"
-#include "thread.h"
+#include "core/clock.h"
+#include "core/pool.h"
+#include "core/thread.h"
 
 /* How often the monitor looks while busy, and how long a queued task may
  * wait before it wakes a worker whatever the fresh ones do. */

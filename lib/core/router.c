@@ -16,7 +16,7 @@
 #include "config.h"
 #endif
 
-#include "router.h"
+#include "core/router.h"
 
 #include <errno.h>
 #include <stdbool.h>

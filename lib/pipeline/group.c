@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "app.h"
-#include "group.h"
+#include "pipeline/group.h"
 
 int vg__grow(void **items, size_t *n, size_t size, const void *item)
 {

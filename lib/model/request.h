@@ -12,8 +12,8 @@
 #include <sys/socket.h>
 
 #include "volga.h"
-#include "pool.h"
-#include "router.h"
+#include "core/pool.h"
+#include "core/router.h"
 
 struct MHD_Connection;
 struct MHD_Response;
@@ -46,7 +46,7 @@ typedef struct vg__chunk {
 } vg__chunk;
 
 /* What the request model asks of the engine that serves the request: the
- * engine installs these on every request it creates (lib/mhd_glue.c), so
+ * engine installs these on every request it creates (lib/engine/mhd_glue.c), so
  * that request.c and stream.c never call into the engine by name. */
 typedef struct {
     int (*park)(vg_request *req);     /* a stream has nothing to send:
@@ -109,7 +109,7 @@ struct vg_request {
     unsigned timeout_ms;        /* this request's deadline, 0: none */
     bool inline_;               /* its handler runs on MHD's thread */
 
-    /* Set by the pipeline when the request is routed (lib/pipeline.c). */
+    /* Set by the pipeline when the request is routed (lib/pipeline/pipeline.c). */
     const struct vg__chain *chain; /* filters and middleware around fn */
     const char *route;          /* the matched pattern; borrowed, or NULL */
     const char *allow;          /* the path's Allow string, or NULL */

@@ -1,7 +1,7 @@
 /* pipeline.c - what runs around a handler: filters, middleware, the
  * library's own answers, the error builder and the completion hooks.
  *
- * A request's way through it, as the engine (lib/mhd_glue.c) drives it:
+ * A request's way through it, as the engine (lib/engine/mhd_glue.c) drives it:
  *
  *   routed .............. vg__pipeline_route: the route's handler, chain
  *                         and deadline; a miss gets the fallback or the
@@ -22,14 +22,16 @@
 #endif
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "app.h"
-#include "group.h"
-#include "log.h"
-#include "pipeline.h"
-#include "request.h"
-#include "result.h"
+#include "pipeline/group.h"
+#include "core/log.h"
+#include "pipeline/pipeline.h"
+#include "model/request.h"
+#include "model/result.h"
 
 struct vg_next {
     vg_request *req;
@@ -121,10 +123,33 @@ static void vg__attach_route(void *ctx, const vg__route_view *route)
         *route->timeout_ms = g->effective_ms;
 }
 
+/* Copies the value of an X-Request-Id the request's answer carries (lib/
+ * web/request_id.c adds one with vg_request_add_response_header). */
+static int vg__access_find_id(const char *name, const char *value, void *arg)
+{
+    char *id = arg;
+
+    if (strcasecmp(name, "X-Request-Id") != 0)
+        return 0;
+    snprintf(id, 160, "%s", value);
+    return 1;
+}
+
+/* The access log as a completion hook (`arg`: the app's vg__log). It
+ * shows the answer's X-Request-Id, whoever set it. */
+static void vg__pipeline_access(const vg_completion *c, void *arg)
+{
+    char id[160] = "";
+
+    vg__request_each_response_header((vg_request *)c->req,
+                                     vg__access_find_id, id);
+    vg__log_access(arg, c, id[0] ? id : NULL);
+}
+
 int vg__pipeline_prepare(vg_app *app)
 {
     vg__pipeline *p = &app->pipe;
-    vg__hook access = {vg__log_access, &app->log};
+    vg__hook access = {vg__pipeline_access, &app->log};
     size_t i;
 
     if (!p->access_logged && vg__log_enabled(&app->log, VG_LOG_INFO)) {

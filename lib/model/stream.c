@@ -6,7 +6,7 @@
  * when the buffer is empty the connection is parked: suspended and handed
  * to the watcher, so that it costs no thread and a vanished client is still
  * noticed. The next write (or the end) wins the resume through the same
- * arbitration as a handler's result (lib/mhd_glue.c), reached through the
+ * arbitration as a handler's result (lib/engine/mhd_glue.c), reached through the
  * request's engine interface (vg__engine_ops).
  *
  * Lock order: stream lock, then the request's lock and the watcher's. No
@@ -23,9 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "request.h"
-#include "result.h"
-#include "stream.h"
+#include "model/request.h"
+#include "model/result.h"
+#include "model/stream.h"
 
 #define VG__STREAM_LIMIT (64 * 1024)
 

@@ -4,13 +4,10 @@
 #endif
 #include <stdarg.h>
 #include <stdio.h>
-#include <string.h>
-#include <strings.h>
 #include <time.h>
 
-#include "clock.h"
-#include "log.h"
-#include "request.h"
+#include "core/clock.h"
+#include "core/log.h"
 
 void vg_log_stderr(vg_log_level level, const char *msg, void *arg)
 {
@@ -49,32 +46,16 @@ double vg__now_ms(void)
     return (double)vg__clock_ns() / 1e6;
 }
 
-/* Copies the value of an X-Request-Id response header (lib/web/
- * request_id.c adds one) into the buffer `arg`. */
-static int vg__log_find_id(const char *name, const char *value, void *arg)
+void vg__log_access(const vg__log *log, const vg_completion *c,
+                    const char *id)
 {
-    char *id = arg;
-
-    if (strcasecmp(name, "X-Request-Id") != 0)
-        return 0;
-    snprintf(id, 136, " id=%s", value);
-    return 1;
-}
-
-void vg__log_access(const vg_completion *c, void *arg)
-{
-    const vg__log *log = arg;
-    char status[16] = "-", id[136] = "";
+    char status[16] = "-";
 
     if (c->status != 0)
         snprintf(status, sizeof status, "%u", c->status);
-    /* The log only reads what the request carries: whoever added the
-     * header (a filter of the app's) stays unknown to it. */
-    if (c->req != NULL)
-        vg__request_each_response_header((vg_request *)c->req,
-                                         vg__log_find_id, id);
-    vg__logf(log, VG_LOG_INFO, "%s %s %s %.3f ms%s%s%s", c->method, c->target,
-             status, c->duration_ms, id,
+    vg__logf(log, VG_LOG_INFO, "%s %s %s %.3f ms%s%s%s%s", c->method,
+             c->target, status, c->duration_ms, id ? " id=" : "",
+             id ? id : "",
              c->cancelled != VG_CANCEL_NONE ? " cancelled: " : "",
              c->cancelled != VG_CANCEL_NONE
                  ? vg_cancel_reason_name(c->cancelled) : "");

@@ -15,7 +15,7 @@
  * has a deadline.
  *
  * Clients leaving are noticed by the event threads themselves
- * (lib/engine.c): every connection's socket is in its thread's epoll set
+ * (lib/engine/engine.c): every connection's socket is in its thread's epoll set
  * for its whole life, so no socket is added or removed here per request.
  */
 #ifdef HAVE_CONFIG_H
@@ -31,10 +31,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "request.h"
-#include "thread.h"
-#include "watcher.h"
+#include "core/clock.h"
+#include "model/request.h"
+#include "core/thread.h"
+#include "model/watcher.h"
 
 #define VG__STOP_KEY UINT64_MAX
 #define VG__WAKE_KEY (UINT64_MAX - 1)

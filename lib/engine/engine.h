@@ -1,12 +1,12 @@
 /* engine.h - the only layer that drives libmicrohttpd: libvolga's own event
- * threads, one libmicrohttpd daemon each (lib/engine.c), the access-handler
- * state machine and suspend/resume (lib/mhd_glue.c) and the disconnect and
- * deadline watcher (lib/watcher.c).
+ * threads, one libmicrohttpd daemon each (lib/engine/engine.c), the access-handler
+ * state machine and suspend/resume (lib/engine/mhd_glue.c) and the disconnect and
+ * deadline watcher (lib/model/watcher.c).
  *
  * The app (lib/app.c) starts and stops it with the functions below; the
- * request model (lib/request.c, lib/stream.c) reaches it only through the
+ * request model (lib/model/request.c, lib/model/stream.c) reaches it only through the
  * vg__engine_ops the engine installs on each request; counters go through
- * lib/counters.c. Nothing in the engine calls back into lib/app.c. */
+ * lib/model/counters.c. Nothing in the engine calls back into lib/app.c. */
 #ifndef VG_ENGINE_H
 #define VG_ENGINE_H
 

@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #include "volga.h"
-#include "log.h"
+#include "core/log.h"
 
 typedef struct vg__watcher vg__watcher;
 

@@ -10,7 +10,7 @@
 
 #include <microhttpd.h>
 
-#include "result.h"
+#include "model/result.h"
 
 vg_result *vg_problem(unsigned status, const char *detail)
 {

@@ -4,8 +4,8 @@
 #include "config.h"
 #endif
 #include "app.h"
-#include "counters.h"
-#include "token.h"
+#include "model/counters.h"
+#include "core/token.h"
 
 static atomic_ullong *vg__cancel_counter(vg_app *app, vg_cancel_reason why)
 {

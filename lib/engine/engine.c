@@ -42,12 +42,12 @@
 #include <microhttpd.h>
 
 #include "app.h"
-#include "engine.h"
-#include "iptab.h"
-#include "mhd_glue.h"
-#include "request.h"
-#include "thread.h"
-#include "watcher.h"
+#include "engine/engine.h"
+#include "engine/iptab.h"
+#include "engine/mhd_glue.h"
+#include "model/request.h"
+#include "core/thread.h"
+#include "model/watcher.h"
 
 /* Connections one wake accepts at most, so that a burst spreads over the
  * threads instead of landing on whichever woke first. */

@@ -10,7 +10,7 @@
 
 #include <microhttpd.h>
 
-/* A daemon for one event thread (lib/engine.c) with the app's settings and
+/* A daemon for one event thread (lib/engine/engine.c) with the app's settings and
  * the access handler: external epoll mode, no listening socket, no thread.
  * `on_conn` hears of every connection starting and closing. NULL on
  * failure (logged). */

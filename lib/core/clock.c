@@ -5,7 +5,7 @@
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
-#include "clock.h"
+#include "core/clock.h"
 
 uint64_t vg__clock_ns(void)
 {

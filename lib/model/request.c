@@ -12,9 +12,9 @@
 
 #include <microhttpd.h>
 
-#include "request.h"
-#include "result.h"
-#include "token.h"
+#include "model/request.h"
+#include "model/result.h"
+#include "core/token.h"
 
 /* Most requests fit their strings in one chunk of this size. */
 #define VG__CHUNK_SIZE 2048

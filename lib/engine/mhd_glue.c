@@ -7,7 +7,7 @@
  *   upload calls ........... append to the body
  *   final call ............. vg__dispatch: copy everything out of MHD,
  *                            route, let the pipeline pick the handler and
- *                            run its filters (lib/pipeline.c); a filter's
+ *                            run its filters (lib/pipeline/pipeline.c); a filter's
  *                            answer or the library's own (404, 405,
  *                            OPTIONS with no app middleware) goes at once;
  *                            an inline route runs here (vg__run_inline);
@@ -18,7 +18,7 @@
  *                            response, win the resume and resume (or leave
  *                            it to vg_request_finish after vg_defer)
  *   (resumed) access ....... vg__answer_resumed: queue the response; a
- *                            streamed one then pulls from lib/stream.c,
+ *                            streamed one then pulls from lib/model/stream.c,
  *                            parking the connection while it is empty
  *   request completed ...... vg__on_completed: cancel the token unless the
  *                            request completed OK; run the completion
@@ -46,14 +46,14 @@
 #include <microhttpd.h>
 
 #include "app.h"
-#include "engine.h"
-#include "thread.h"
-#include "mhd_glue.h"
-#include "pipeline.h"
-#include "request.h"
-#include "result.h"
-#include "stream.h"
-#include "token.h"
+#include "engine/engine.h"
+#include "core/thread.h"
+#include "engine/mhd_glue.h"
+#include "pipeline/pipeline.h"
+#include "model/request.h"
+#include "model/result.h"
+#include "model/stream.h"
+#include "core/token.h"
 
 /* ---- Responses ---- */
 
@@ -171,7 +171,7 @@ static struct MHD_Response *vg__error_response(const char *text)
 }
 
 /* The reply to an error the library answers itself, shaped by the app's
- * error handler (lib/pipeline.c), with the header the library needs
+ * error handler (lib/pipeline/pipeline.c), with the header the library needs
  * (Allow, Retry-After, Connection) if any. Falls back to static text when
  * memory runs out, so that an answer always goes. Any thread; no lock
  * held (the error handler is user code). */
@@ -341,7 +341,7 @@ void vg__glue_wait_resumes(vg_app *app)
 /* ---- Streams ---- */
 
 /* Whether the engine already saw this request's client close or
- * half-close (lib/engine.c, vg__conn_hangup): suspending it would wait for
+ * half-close (lib/engine/engine.c, vg__conn_hangup): suspending it would wait for
  * an event that has come and gone. */
 static bool vg__client_left(const vg_request *req)
 {
@@ -557,7 +557,7 @@ static void *vg__on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     }
     req->conn = conn;
     req->engine = &vg__glue_ops;
-    /* The engine's view of the connection (lib/engine.c): the event thread
+    /* The engine's view of the connection (lib/engine/engine.c): the event thread
      * to wake after a resume, and where a client leaving is noticed. */
     ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     req->conn_ctx = ci ? ci->socket_context : NULL;
@@ -944,7 +944,7 @@ struct MHD_Daemon *vg__glue_daemon(vg_app *app,
     struct MHD_Daemon *d;
 
     /* No thread and no listening socket of its own: an event thread of
-     * lib/engine.c accepts connections for it and runs it. */
+     * lib/engine/engine.c accepts connections for it and runs it. */
     d = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_ERROR_LOG,

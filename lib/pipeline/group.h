@@ -4,7 +4,7 @@
 #define VG_GROUP_H
 
 #include "volga.h"
-#include "pipeline.h"
+#include "pipeline/pipeline.h"
 
 struct vg_group {
     vg_app *app;

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "result.h"
-#include "stream.h"
+#include "model/result.h"
+#include "model/stream.h"
 
 vg_result vg__deferred;
 

@@ -31,8 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "token.h"
+#include "core/clock.h"
+#include "core/token.h"
 
 /* One registered callback, in the token's list in registration order. */
 struct vg__cb {

@@ -2,7 +2,7 @@
  * thread, middleware on the handler's thread, the library's own answers
  * (404, 405, OPTIONS, errors) and the completion hooks.
  *
- * The engine (lib/mhd_glue.c) calls four functions of this file per
+ * The engine (lib/engine/mhd_glue.c) calls four functions of this file per
  * request and knows nothing else about middleware:
  *   vg__pipeline_route    after routing: which handler and chain serve it
  *   vg__pipeline_filter   on libmicrohttpd's thread, before any hand-off
@@ -16,7 +16,7 @@
 #include <stddef.h>
 
 #include "volga.h"
-#include "router.h"
+#include "core/router.h"
 
 /* A middleware or filter as registered: the function and its argument. */
 typedef struct {
@@ -76,7 +76,7 @@ typedef enum {
 } vg__answer_kind;
 
 /* Resolves every chain, deadline and the "OPTIONS *" list at start, and
- * adds the access log (lib/log.c) as a completion hook when the app logs
+ * adds the access log (lib/core/log.c) as a completion hook when the app logs
  * at VG_LOG_INFO. Safe to call again after a start that failed. 0 or
  * -ENOMEM (logged). The configuring thread. */
 int vg__pipeline_prepare(vg_app *app);

@@ -18,7 +18,7 @@
 #include <sched.h>
 #include <stdbool.h>
 
-#include "thread.h"
+#include "core/thread.h"
 
 void vg__thread_name(const char *name)
 {
