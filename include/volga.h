@@ -998,6 +998,134 @@ const char *vg_request_id(const vg_request *req);
 
 /** @} */
 
+/* ------------------------------------------------------------------------ */
+/** @name Web: cookies, signed ones too (lib/web/cookie.c)
+ *
+ * Reading follows RFC 6265: the Cookie fields a request carries (one or
+ * several, or joined with "; ") are parsed once, on the first lookup, and
+ * kept with the request; a pair whose name is not a token or whose value
+ * is not cookie-octets (optionally double-quoted) is skipped, as no
+ * browser sends one. Setting writes one Set-Cookie header per call, with
+ * the attributes of an optional vg_cookie_attrs, reusable across results.
+ *
+ * Signed cookies carry "VALUE.EXPIRY.MAC": HMAC-SHA256 (nettle) over the
+ * name, the value and an optional expiry, in base64url, under the first
+ * key of a vg_cookie_keys; every key of it verifies, so keys rotate by
+ * adding the new one first and keeping the old ones for as long as their
+ * cookies live. A cookie whose MAC does not match (tampered, renamed,
+ * signed by an unknown key) or whose expiry has passed reads as absent.
+ * The MAC comparison is constant-time.
+ * @{
+ */
+
+/**
+ * The value of cookie `name` (case-sensitive; the first one when the
+ * client sent several, which RFC 6265 puts most specific first), with
+ * surrounding double quotes removed; NULL when absent or out of memory.
+ * Borrowed for the request's life. Call it from the thread that runs the
+ * request's filters, middleware or handler (the first call attaches the
+ * parsed cookies with vg_request_set_data), never from two at once.
+ */
+const char *vg_request_cookie(const vg_request *req, const char *name);
+
+/** SameSite attribute values. */
+typedef enum {
+    VG_SAME_SITE_DEFAULT = 0, /**< no attribute: the browser's default (Lax) */
+    VG_SAME_SITE_LAX,         /**< "SameSite=Lax" */
+    VG_SAME_SITE_STRICT,      /**< "SameSite=Strict" */
+    VG_SAME_SITE_NONE         /**< "SameSite=None", which forces Secure */
+} vg_same_site;
+
+/** The attributes of a cookie being set: Path, Domain, Max-Age, Expires,
+ *  Secure, HttpOnly, SameSite, Partitioned. */
+typedef struct vg_cookie_attrs vg_cookie_attrs;
+
+/** New attributes, all unset (a session cookie for the current path).
+ *  NULL (errno ENOMEM). Free with vg_cookie_attrs_free; one set may serve
+ *  any number of results, from several threads once no longer changed.
+ *  The setters below return 0, -EINVAL or -ENOMEM; any thread that owns
+ *  the attributes. */
+vg_cookie_attrs *vg_cookie_attrs_new(void);
+/** Frees attributes; NULL is a no-op. */
+void vg_cookie_attrs_free(vg_cookie_attrs *a);
+/** "Path=...": starts with '/', no control characters or ';'; NULL:
+ *  none. */
+int vg_cookie_attrs_set_path(vg_cookie_attrs *a, const char *path);
+/** "Domain=...": a host name (letters, digits, '-', '.'); NULL: none
+ *  (host-only cookie). */
+int vg_cookie_attrs_set_domain(vg_cookie_attrs *a, const char *domain);
+/** "Max-Age=seconds" (0 deletes at once); -1: none (the default). */
+int vg_cookie_attrs_set_max_age(vg_cookie_attrs *a, long seconds);
+/** "Expires=" the given Unix time as an IMF-fixdate; -1: none (the
+ *  default). For old clients; Max-Age wins where both are given. */
+int vg_cookie_attrs_set_expires(vg_cookie_attrs *a, long long unix_time);
+/** "Secure": sent over HTTPS only. */
+int vg_cookie_attrs_set_secure(vg_cookie_attrs *a, bool on);
+/** "HttpOnly": hidden from page scripts. */
+int vg_cookie_attrs_set_http_only(vg_cookie_attrs *a, bool on);
+/** "SameSite=..."; VG_SAME_SITE_NONE also writes Secure (browsers refuse
+ *  it otherwise). */
+int vg_cookie_attrs_set_same_site(vg_cookie_attrs *a, vg_same_site s);
+/** "Partitioned" (CHIPS: a cookie kept per top-level site); also writes
+ *  Secure, which it requires. */
+int vg_cookie_attrs_set_partitioned(vg_cookie_attrs *a, bool on);
+
+/**
+ * Adds "Set-Cookie: name=value" with the attributes `a` (NULL: none), in
+ * the order Path, Domain, Max-Age, Expires, Secure, HttpOnly, SameSite,
+ * Partitioned. `name` must be a token and `value` cookie-octets (RFC 6265
+ * 4.1.1; "" allowed): otherwise, or without memory, frees `res` and
+ * returns NULL (errno EINVAL or ENOMEM), which answers 500, as
+ * vg_result_set_header does. Returns `res`. Any thread.
+ */
+vg_result *vg_result_set_cookie(vg_result *res, const char *name,
+                                const char *value, const vg_cookie_attrs *a);
+/** Deletes cookie `name` on the client: an empty value with Max-Age=0 and
+ *  an Expires in 1970, plus `a`'s Path and Domain (which must match the
+ *  cookie's). Returns as vg_result_set_cookie. */
+vg_result *vg_result_clear_cookie(vg_result *res, const char *name,
+                                  const vg_cookie_attrs *a);
+
+/** A set of HMAC-SHA256 keys for signed cookies: the first signs, every
+ *  one verifies. */
+typedef struct vg_cookie_keys vg_cookie_keys;
+
+/** A key set whose signing key is the `len` bytes at `key` (copied; at
+ *  least 32 random bytes). NULL with errno EINVAL (NULL or short key) or
+ *  ENOMEM. Free with vg_cookie_keys_free once no app uses it. Read-only
+ *  once in use: any number of threads may then sign and verify with it. */
+vg_cookie_keys *vg_cookie_keys_new(const void *key, size_t len);
+/** Adds a key that verifies but does not sign (an older one, during a
+ *  rotation). 0, -EINVAL or -ENOMEM. Not while the keys are in use. */
+int vg_cookie_keys_add(vg_cookie_keys *k, const void *key, size_t len);
+/** Frees the keys, wiping them; NULL is a no-op. */
+void vg_cookie_keys_free(vg_cookie_keys *k);
+
+/**
+ * vg_result_set_cookie with a signed value "value.EXPIRY.MAC", under the
+ * first key of `k`. `ttl_seconds` > 0 puts an expiry (now + ttl) inside
+ * the MAC, so the cookie stops verifying then whatever the client keeps;
+ * 0: no expiry. Pair it with a matching Max-Age in `a` to have the client
+ * drop it too. Returns as vg_result_set_cookie (NULL k, negative ttl:
+ * EINVAL). Any thread.
+ */
+vg_result *vg_result_set_signed_cookie(vg_result *res, const vg_cookie_keys *k,
+                                       const char *name, const char *value,
+                                       long ttl_seconds,
+                                       const vg_cookie_attrs *a);
+
+/**
+ * The value of signed cookie `name` when one of `k`'s keys verifies it and
+ * its expiry has not passed; NULL when absent, tampered with, signed by
+ * another key or for another name, expired, or out of memory. Borrowed for
+ * the request's life; same threads as vg_request_cookie.
+ */
+const char *vg_request_signed_cookie(const vg_request *req,
+                                     const vg_cookie_keys *k,
+                                     const char *name);
+
+/** @} */
+
 #ifdef __cplusplus
 }
 #endif
