@@ -1126,6 +1126,102 @@ const char *vg_request_signed_cookie(const vg_request *req,
 
 /** @} */
 
+/* ------------------------------------------------------------------------ */
+/** @name Web: HTTP authentication (lib/web/auth.c)
+ *
+ * Reading Basic (RFC 7617) and Bearer (RFC 6750) credentials from the
+ * Authorization field, the 401 answers that ask for them, a comparison
+ * whose time does not depend on the bytes compared, and a Basic-auth
+ * middleware that asks a user callback. Base64 is nettle's.
+ * @{
+ */
+
+/**
+ * The user and password of a Basic Authorization field ("Basic" in any
+ * case, then base64 of "user:password"; the password may hold ':'),
+ * borrowed for the request's life. Returns 0; -ENOENT when the request has
+ * no Authorization field or one of another scheme; -EINVAL when it is
+ * malformed (not exactly padded base64, no ':', a NUL or another control
+ * character in the decoded text); -ENOMEM. The outputs are set only on 0.
+ * Same threads as vg_request_cookie (the decoded text is attached to the
+ * request on first use).
+ */
+int vg_request_basic_auth(const vg_request *req, const char **user,
+                          const char **password);
+
+/**
+ * The token of a Bearer Authorization field ("Bearer" in any case, then
+ * one b64token: letters, digits, "-._~+/", then '='s), borrowed for the
+ * request's life. 0, -ENOENT (absent, another scheme), -EINVAL (malformed,
+ * or anything after the token). Compare it with vg_secure_equal. Any
+ * thread that may read the request.
+ */
+int vg_request_bearer(const vg_request *req, const char **token);
+
+/**
+ * A 401 asking for Basic credentials, with the header
+ * `WWW-Authenticate: Basic realm="REALM", charset="UTF-8"` (a double quote
+ * or a backslash in the realm escaped with a backslash).
+ * NULL with errno EINVAL (NULL realm, or control characters in it) or
+ * ENOMEM. Any thread.
+ */
+vg_result *vg_basic_challenge(const char *realm);
+
+/**
+ * The answer to a missing or refused Bearer token (RFC 6750 3): 401, or
+ * 400 for `error` "invalid_request" and 403 for "insufficient_scope"
+ * ("invalid_token" is 401), with "WWW-Authenticate: Bearer realm="...",
+ * error="...", error_description="..."" (each part only when given; NULL
+ * error: a request that carried no token). NULL with errno EINVAL for
+ * another error code, control characters, or a double quote or backslash
+ * in error or description; ENOMEM. Any thread.
+ */
+vg_result *vg_bearer_challenge(const char *realm, const char *error,
+                               const char *description);
+
+/**
+ * Whether the `alen` bytes at `a` equal the `blen` bytes at `b`, taking a
+ * time that depends on the lengths only, never on where the bytes differ
+ * (nettle's memeql_sec): for passwords, tokens, MACs. False if either is
+ * NULL. Any thread.
+ */
+bool vg_secure_equal(const void *a, size_t alen, const void *b, size_t blen);
+
+/**
+ * Checks a user's Basic credentials: true lets the request through. Runs
+ * on the handler's thread (a worker) for each request of the app or group
+ * it guards, so it may block (a database, a slow password hash); compare
+ * secrets with vg_secure_equal. `req` is the request being authorised,
+ * the strings are borrowed for the request's life, `arg` is the pointer
+ * given to vg_basic_auth_new.
+ */
+typedef bool (*vg_basic_check_fn)(vg_request *req, const char *user,
+                                  const char *password, void *arg);
+
+/** A Basic-auth policy: a realm and a user check. */
+typedef struct vg_basic_auth vg_basic_auth;
+
+/**
+ * A policy answering vg_basic_challenge(realm) to requests without valid
+ * Basic credentials (absent, malformed, or refused by `fn`). NULL with
+ * errno EINVAL (NULL realm or fn, a realm the challenge cannot carry) or
+ * ENOMEM. The caller owns it: free it with vg_basic_auth_free after
+ * vg_app_free of every app that uses it. Configuring thread.
+ */
+vg_basic_auth *vg_basic_auth_new(const char *realm, vg_basic_check_fn fn,
+                                 void *arg);
+/** Frees a policy; NULL is a no-op. */
+void vg_basic_auth_free(vg_basic_auth *b);
+/** Guards every request of the app with `b`, as a middleware (vg_app_use):
+ *  filters, such as a CORS preflight, run before it. Returns as
+ *  vg_app_use (-EINVAL for NULL b). */
+int vg_app_use_basic_auth(vg_app *app, vg_basic_auth *b);
+/** Guards the group's routes with `b`, as a group middleware. Returns as
+ *  vg_group_use. */
+int vg_group_use_basic_auth(vg_group *g, vg_basic_auth *b);
+
+/** @} */
+
 #ifdef __cplusplus
 }
 #endif
