@@ -42,7 +42,7 @@
 #define ck_cdp(cond, b) ck_assert_msg((cond), "devtools: %s", (b)->err)
 
 typedef struct {
-    char page[4096];          /* set before the tab opens */
+    char page[4096];          /* set before the tab opens, under lock */
     tu_latch reported;
     pthread_mutex_t lock;
     char *report;             /* the page's JSON, under lock */
@@ -79,9 +79,14 @@ static const char page_fmt[] =
 static vg_result *serve_page(vg_request *req, void *arg)
 {
     world *w = arg;
+    vg_result *res;
+
     (void)req;
-    return vg_result_set_header(vg_text(w->page), "Content-Type",
-                                "text/html; charset=utf-8");
+    /* The page is written after this app started (it names B's port). */
+    pthread_mutex_lock(&w->lock);
+    res = vg_text(w->page);
+    pthread_mutex_unlock(&w->lock);
+    return vg_result_set_header(res, "Content-Type", "text/html; charset=utf-8");
 }
 
 static vg_result *serve_report(vg_request *req, void *arg)
@@ -205,7 +210,9 @@ START_TEST(browser_enforces_the_policies)
     ck_assert_int_eq(vg_group_map_get(cred_g, "/who", serve_who, NULL), 0);
     ck_assert_int_eq(vg_app_on_complete(bapp, count_preflights, &w), 0);
     tu_start(bapp);
+    pthread_mutex_lock(&w.lock);
     snprintf(w.page, sizeof w.page, page_fmt, (unsigned)vg_app_port(bapp));
+    pthread_mutex_unlock(&w.lock);
 
     snprintf(url, sizeof url, "%s/", origin);
     r = cdp_call(&b, NULL, "Target.createTarget", BROWSER_MS, "{s:s}", "url", url);
