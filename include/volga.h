@@ -811,6 +811,17 @@ int vg_sse_retry(vg_stream *s, unsigned ms);
  * VG_CANCEL_CLIENT_GONE on an event thread, VG_CANCEL_TIMEOUT on the
  * watcher thread, VG_CANCEL_SHUTDOWN on the shutdown supervisor (or an
  * event thread, for a connection closed by the shutdown).
+ *
+ * Order of a cancellation: first the token and every descendant of it
+ * (made by vg_token_child) are marked cancelled, and
+ * whoever waits on any of them is woken: vg_token_is_cancelled is true,
+ * vg_token_wait returns, vg_token_fd turns readable. Only then do the
+ * callbacks of vg_token_on_cancel run, on the cancelling thread: the
+ * token's own, in registration order, then its descendants', parents
+ * before children. So a handler woken by vg_token_wait may run while a
+ * callback is still running, and a slow callback never delays a waiter;
+ * a handler that needs a callback's work finished calls vg_token_off on
+ * it, which waits for a running callback to return.
  * @{
  */
 

@@ -1031,6 +1031,98 @@ START_TEST(test_fd_wakes_poller)
 }
 END_TEST
 
+/* The order volga.h promises: the token and its children are seen
+ * cancelled, by vg_token_wait and the fd, while a callback of the token is
+ * still running. The callback is held until the test has looked; if
+ * waiters were woken only after callbacks, the waits below would time out
+ * (bounded) and the test would fail instead of hanging. */
+START_TEST(test_waiters_woken_before_callbacks_run)
+{
+    vg_token *tok = vg_token_new();
+    vg_token *kid = vg_token_child(tok);
+    struct blocker b;
+    struct pollfd p;
+    pthread_t canceller;
+    unsigned long id;
+
+    ck_assert_ptr_nonnull(kid);
+    flag_init(&b.entered);
+    flag_init(&b.release);
+    atomic_init(&b.finished, 0);
+    id = vg_token_on_cancel(tok, blocking_cb, &b);
+    ck_assert_uint_gt(id, 0);
+    p.fd = vg_token_fd(kid);
+    ck_assert_int_ge(p.fd, 0);
+    p.events = POLLIN;
+
+    ck_assert_int_eq(pthread_create(&canceller, NULL, cancel_thread, tok), 0);
+    ck_assert(vg_token_wait(tok, 10000));
+    ck_assert(vg_token_wait(kid, 10000));
+    ck_assert_int_eq(poll(&p, 1, 10000), 1);
+    ck_assert_int_eq(loadi(&b.finished), 0);
+
+    flag_set(&b.release);
+    ck_assert(!vg_token_off(tok, id)); /* returns once the callback has */
+    ck_assert_int_eq(loadi(&b.finished), 1);
+    pthread_join(canceller, NULL);
+
+    flag_destroy(&b.release);
+    flag_destroy(&b.entered);
+    vg_token_unref(kid);
+    vg_token_unref(tok);
+}
+END_TEST
+
+struct depth_log {
+    atomic_int next;
+    int parent_at, kid_at, grandkid_at;
+};
+
+static void log_parent(vg_token *tok, void *arg)
+{
+    struct depth_log *l = arg;
+    (void)tok;
+    l->parent_at = atomic_fetch_add(&l->next, 1);
+}
+
+static void log_kid(vg_token *tok, void *arg)
+{
+    struct depth_log *l = arg;
+    (void)tok;
+    l->kid_at = atomic_fetch_add(&l->next, 1);
+}
+
+static void log_grandkid(vg_token *tok, void *arg)
+{
+    struct depth_log *l = arg;
+    (void)tok;
+    l->grandkid_at = atomic_fetch_add(&l->next, 1);
+}
+
+/* Callbacks run parents before children, whatever order they were
+ * registered in. */
+START_TEST(test_callbacks_run_parents_first)
+{
+    vg_token *tok = vg_token_new();
+    vg_token *kid = vg_token_child(tok);
+    vg_token *grandkid = vg_token_child(kid);
+    struct depth_log l = { .parent_at = -1, .kid_at = -1, .grandkid_at = -1 };
+
+    atomic_init(&l.next, 0);
+    ck_assert_uint_gt(vg_token_on_cancel(grandkid, log_grandkid, &l), 0);
+    ck_assert_uint_gt(vg_token_on_cancel(kid, log_kid, &l), 0);
+    ck_assert_uint_gt(vg_token_on_cancel(tok, log_parent, &l), 0);
+    vg_token_cancel(tok);
+    ck_assert_int_eq(l.parent_at, 0);
+    ck_assert_int_eq(l.kid_at, 1);
+    ck_assert_int_eq(l.grandkid_at, 2);
+    ck_assert_int_eq(vg_token_reason(grandkid), VG_CANCEL_MANUAL);
+    vg_token_unref(grandkid);
+    vg_token_unref(kid);
+    vg_token_unref(tok);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * Races
  */
@@ -1343,6 +1435,8 @@ static Suite *token_suite(void)
     tcase_add_test(tc, test_off_unknown_id);
     tcase_add_test(tc, test_off_inside_callback);
     tcase_add_test(tc, test_off_waits_for_running_callback);
+    tcase_add_test(tc, test_waiters_woken_before_callbacks_run);
+    tcase_add_test(tc, test_callbacks_run_parents_first);
     tcase_add_test(tc, test_off_pending_while_another_runs);
     tcase_add_test(tc, test_callback_may_use_tokens);
     tcase_add_test(tc, test_callback_drops_last_reference);

@@ -63,10 +63,11 @@ struct vg_token {
 };
 
 /*
- * Children still to be cancelled by one cancelling thread. Each queued
- * child holds a reference taken for the queue. A token is queued at most
- * once in its life (only the single winner of its parent's cancellation
- * queues it), so one link field per token is enough.
+ * Children still to be marked by one cancelling thread, or marked and
+ * waiting for their callbacks to run. Each listed child holds a reference
+ * taken for the list. A token is queued at most once in its life (only the
+ * single winner of its parent's cancellation queues it) and is in one list
+ * at a time, so one link field per token is enough.
  */
 typedef struct {
     vg_token *head;
@@ -330,13 +331,12 @@ static void vg__run_callbacks_locked(vg_token *tok)
 }
 
 /*
- * Cancels one token: the CAS on the reason picks a single winner, which
- * wakes the waiters, queues the children and runs the callbacks. Children
- * are cancelled later, by the caller, from the queue. Returns whether this
- * call did the cancelling.
+ * Marks one token cancelled: the CAS on the reason picks a single winner,
+ * which wakes the token's waiters and queues its children. Callbacks are
+ * not run here (see vg__token_cancel_with). Returns whether this call did
+ * the cancelling.
  */
-static bool vg__cancel_one(vg_token *tok, vg_cancel_reason reason,
-                           vg__queue *q)
+static bool vg__mark_one(vg_token *tok, vg_cancel_reason reason, vg__queue *q)
 {
     int expected = VG_CANCEL_NONE;
 
@@ -348,42 +348,67 @@ static bool vg__cancel_one(vg_token *tok, vg_cancel_reason reason,
     pthread_mutex_lock(&tok->mu);
     vg__wake_waiters_locked(tok);
     vg__queue_children_locked(tok, q);
-    vg__run_callbacks_locked(tok);
     pthread_mutex_unlock(&tok->mu);
     return true;
 }
 
-/* Cancels every queued token, breadth first; each one queues its own
- * children on the way. Drops the queue's references. */
-static void vg__cancel_queue(vg__queue *q, vg_cancel_reason reason)
+/* Runs a marked token's callbacks. */
+static void vg__run_callbacks(vg_token *tok)
 {
-    while (q->head != NULL) {
-        vg_token *kid = q->head;
-
-        q->head = kid->queue_next;
-        if (q->head == NULL)
-            q->tail = &q->head;
-        vg__cancel_one(kid, reason, q);
-        vg_token_unref(kid);
-    }
+    pthread_mutex_lock(&tok->mu);
+    vg__run_callbacks_locked(tok);
+    pthread_mutex_unlock(&tok->mu);
 }
 
+/*
+ * Cancelling happens in two passes so that the order volga.h promises
+ * holds: first the token and all its descendants are marked, breadth
+ * first, each one's waiters woken (vg_token_wait returns, the fd turns
+ * readable); only then do callbacks run, the token's own first, then its
+ * descendants' in the same order. A slow callback therefore never delays
+ * a thread waiting on the token or on any child of it. A descendant this
+ * call marked moves from the queue to the `run` list with its reference
+ * (the same link: a token leaves the queue before it joins the list).
+ */
 bool vg__token_cancel_with(vg_token *tok, vg_cancel_reason reason)
 {
-    vg__queue q;
+    vg__queue q, run;
     bool won;
 
     if (tok == NULL || reason == VG_CANCEL_NONE)
         return false;
-    q.head = NULL;
+    q.head = run.head = NULL;
     q.tail = &q.head;
+    run.tail = &run.head;
 
     /* A callback may drop the last reference the rest of the program had
      * (a callback that owns the token and releases it is a common shape);
      * this one keeps the token alive until cancelling is over. */
     vg_token_ref(tok);
-    won = vg__cancel_one(tok, reason, &q);
-    vg__cancel_queue(&q, reason);
+    won = vg__mark_one(tok, reason, &q);
+    while (q.head != NULL) {
+        vg_token *kid = q.head;
+
+        q.head = kid->queue_next;
+        if (q.head == NULL)
+            q.tail = &q.head;
+        if (!vg__mark_one(kid, reason, &q)) {
+            vg_token_unref(kid);
+            continue;
+        }
+        kid->queue_next = NULL;
+        *run.tail = kid;
+        run.tail = &kid->queue_next;
+    }
+    if (won)
+        vg__run_callbacks(tok);
+    while (run.head != NULL) {
+        vg_token *kid = run.head;
+
+        run.head = kid->queue_next;
+        vg__run_callbacks(kid);
+        vg_token_unref(kid);
+    }
     vg_token_unref(tok);
     return won;
 }
