@@ -12,9 +12,9 @@
  * which the cookie is void, 0 for none, and MAC is HMAC-SHA256 (nettle)
  * over "NAME=VALUE.EXPIRY" in unpadded base64url, so neither the value,
  * the expiry nor the name can change without the key. The first key signs;
- * every key verifies (rotation). The comparison is constant-time
- * (nettle's memeql_sec) over the encoded MACs, so nothing sent by the
- * client is decoded before it is trusted. */
+ * every key verifies (rotation). The comparison is constant-time over the
+ * encoded MACs (vg__cookie_mac_equal), so nothing sent by the client is
+ * decoded before it is trusted. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -29,7 +29,6 @@
 
 #include <nettle/base64.h>
 #include <nettle/hmac.h>
-#include <nettle/memops.h>
 
 #include <volga.h>
 #include "web/cookie.h"
@@ -142,20 +141,29 @@ size_t vg__cookie_parse(char *buf, size_t len, vg__cookie_pair *out,
 
 /* ---- The request's jar ---- */
 
-/* A value handed out by vg_request_signed_cookie, kept for the request. */
+/* A value handed out by vg_request_signed_cookie when the jar's own room
+ * for them is used up (several signed cookies read from one request). */
 typedef struct vg__cookie_copy {
     struct vg__cookie_copy *next;
     char value[];
 } vg__cookie_copy;
 
+/* One allocation per request that reads cookies: this header, the pairs,
+ * the Cookie text joined with ';', and as much room again for the values
+ * vg_request_signed_cookie hands out (each shorter than its raw value). */
 typedef struct {
-    char *buf;                 /* every Cookie field, joined with ';' */
-    size_t len, cap;
     vg__cookie_pair *pairs;
     size_t n;
-    vg__cookie_copy *copies;
-    bool failed;               /* out of memory while collecting */
+    char *spare;               /* the free part of the room for values */
+    size_t spare_left;
+    vg__cookie_copy *copies;   /* values that did not fit there */
 } vg__cookie_jar;
+
+/* What the first pass over the headers learns, and the second fills. */
+typedef struct {
+    size_t len, semis;         /* bytes of Cookie text, ';' among them */
+    char *w;                   /* the second pass's write position */
+} vg__cookie_scan;
 
 static const char vg__cookie_key;
 
@@ -168,35 +176,39 @@ static void vg__cookie_jar_free(void *p)
         next = c->next;
         free(c);
     }
-    free(jar->buf);
-    free(jar->pairs);
     free(jar);
 }
 
-static int vg__cookie_collect(const char *name, const char *value, void *arg)
+/* Whether a header is a Cookie field; the first letter settles most. */
+static bool vg__cookie_field(const char *name)
 {
-    vg__cookie_jar *jar = arg;
-    size_t vlen = strlen(value), need;
-    char *grown;
+    return (name[0] | 0x20) == 'c' && strcasecmp(name, "Cookie") == 0;
+}
 
-    if (strcasecmp(name, "Cookie") != 0)
+static int vg__cookie_measure(const char *name, const char *value, void *arg)
+{
+    vg__cookie_scan *sc = arg;
+    const char *p;
+
+    if (!vg__cookie_field(name))
         return 0;
-    need = jar->len + vlen + 1;
-    if (need > jar->cap) {
-        size_t cap = jar->cap ? jar->cap : 256;
-        while (cap < need)
-            cap *= 2;
-        grown = realloc(jar->buf, cap);
-        if (grown == NULL) {
-            jar->failed = true;
-            return 1;
-        }
-        jar->buf = grown;
-        jar->cap = cap;
-    }
-    memcpy(jar->buf + jar->len, value, vlen);
-    jar->len += vlen;
-    jar->buf[jar->len++] = ';';
+    for (p = value; *p != '\0'; p++)
+        sc->semis += *p == ';';
+    sc->len += (size_t)(p - value) + 1;
+    return 0;
+}
+
+static int vg__cookie_copy_text(const char *name, const char *value, void *arg)
+{
+    vg__cookie_scan *sc = arg;
+    size_t n;
+
+    if (!vg__cookie_field(name))
+        return 0;
+    n = strlen(value);
+    memcpy(sc->w, value, n);
+    sc->w[n] = ';';
+    sc->w += n + 1;
     return 0;
 }
 
@@ -204,23 +216,26 @@ static int vg__cookie_collect(const char *name, const char *value, void *arg)
 static vg__cookie_jar *vg__cookie_jar_get(const vg_request *req)
 {
     vg__cookie_jar *jar = vg_request_data(req, &vg__cookie_key);
-    size_t max = 1, i;
+    vg__cookie_scan sc = {0, 0, NULL};
+    size_t max;
+    char *text;
 
     if (jar != NULL)
         return jar;
-    jar = calloc(1, sizeof *jar);
+    /* Two passes over the headers cost less than growing a buffer. */
+    vg_request_headers(req, vg__cookie_measure, &sc);
+    max = sc.semis + (sc.len > 0 ? 1 : 0) + 1;
+    jar = malloc(sizeof *jar + max * sizeof *jar->pairs + 2 * sc.len + 1);
     if (jar == NULL)
         return NULL;
-    vg_request_headers(req, vg__cookie_collect, jar);
-    for (i = 0; i < jar->len; i++)
-        max += jar->buf[i] == ';';
-    jar->pairs = jar->len ? malloc(max * sizeof *jar->pairs) : NULL;
-    if (jar->failed || (jar->len && jar->pairs == NULL)) {
-        vg__cookie_jar_free(jar);
-        return NULL;
-    }
-    if (jar->len)
-        jar->n = vg__cookie_parse(jar->buf, jar->len, jar->pairs, max);
+    jar->pairs = (vg__cookie_pair *)(jar + 1);
+    text = (char *)(jar->pairs + max);
+    sc.w = text;
+    vg_request_headers(req, vg__cookie_copy_text, &sc);
+    jar->n = vg__cookie_parse(text, sc.len, jar->pairs, max);
+    jar->spare = text + sc.len;
+    jar->spare_left = sc.len + 1;
+    jar->copies = NULL;
     /* The request's data is the request's own, not its readers': the
      * contract's const accessor may still fill its cache. */
     if (vg_request_set_data((vg_request *)req, &vg__cookie_key, jar,
@@ -590,6 +605,28 @@ static bool vg__cookie_expiry(const char *s, size_t n, long long *out)
     return true;
 }
 
+/* Whether two MACs in base64url (VG__COOKIE_MAC_LEN characters each) are
+ * equal, in a time that does not depend on where they differ. nettle's
+ * memeql_sec does the same a byte at a time through volatile pointers,
+ * which costs as much as half the HMAC; this compares 8-byte words and
+ * folds every difference into one accumulator, with no branch on the
+ * data, which compilers keep branch-free. */
+static bool vg__cookie_mac_equal(const char *a, const char *b)
+{
+    char x[48] = {0}, y[48] = {0};
+    uint64_t wa, wb, diff = 0;
+    size_t i;
+
+    memcpy(x, a, VG__COOKIE_MAC_LEN);
+    memcpy(y, b, VG__COOKIE_MAC_LEN);
+    for (i = 0; i < sizeof x; i += 8) {
+        memcpy(&wa, x + i, 8);
+        memcpy(&wb, y + i, 8);
+        diff |= wa ^ wb;
+    }
+    return diff == 0;
+}
+
 int vg__cookie_verify(const vg_cookie_keys *k, const char *name,
                       const char *raw, size_t *value_len)
 {
@@ -614,7 +651,7 @@ int vg__cookie_verify(const vg_cookie_keys *k, const char *name,
      * say which key (or how much of a MAC) was right. */
     for (i = 0; i < k->n; i++) {
         vg__cookie_mac(k, i, name, raw, (size_t)(exp_at - 1 - raw), expiry, mac);
-        ok |= memeql_sec(mac, mac_at + 1, VG__COOKIE_MAC_LEN) != 0;
+        ok |= vg__cookie_mac_equal(mac, mac_at + 1);
     }
     if (!ok)
         return -EBADMSG;
@@ -635,6 +672,14 @@ const char *vg_request_signed_cookie(const vg_request *req,
     if (raw == NULL || k == NULL || vg__cookie_verify(k, name, raw, &len) != 0)
         return NULL;
     jar = vg_request_data(req, &vg__cookie_key);
+    if (len + 1 <= jar->spare_left) {
+        char *v = jar->spare;
+        memcpy(v, raw, len);
+        v[len] = '\0';
+        jar->spare += len + 1;
+        jar->spare_left -= len + 1;
+        return v;
+    }
     c = malloc(sizeof *c + len + 1);
     if (c == NULL)
         return NULL;
