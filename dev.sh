@@ -18,7 +18,7 @@ cd "$(dirname "$0")"
 # links a static consumer with it; postgresql and libpq-dev: libvolga-pq and
 # its tests, which start a private server of their own).
 BUILD_PKGS=(build-essential autoconf automake libtool pkg-config
-            libmicrohttpd-dev libjansson-dev)
+            libmicrohttpd-dev libjansson-dev nettle-dev)
 TEST_PKGS=(check libcurl4-openssl-dev curl clang libclang-rt-dev valgrind python3
            doxygen libunistring-dev nginx chromium
            postgresql libpq-dev)
