@@ -15,17 +15,20 @@ cd "$(dirname "$0")"
 # Packages to build the library and samples, and to run the tests
 # (doxygen: make doc; libunistring-dev: `pkg-config --static` of
 # libmicrohttpd names -lunistring, through GnuTLS, and tests/install-check
-# links a static consumer with it).
+# links a static consumer with it; postgresql and libpq-dev: libvolga-pq and
+# its tests, which start a private server of their own).
 BUILD_PKGS=(build-essential autoconf automake libtool pkg-config
-            libmicrohttpd-dev libjansson-dev)
+            libmicrohttpd-dev libjansson-dev nettle-dev)
 TEST_PKGS=(check libcurl4-openssl-dev curl clang libclang-rt-dev valgrind python3
-           doxygen libunistring-dev nginx chromium)
+           doxygen libunistring-dev nginx chromium
+           postgresql libpq-dev)
 # The load generator, and the peers bench/run-suite compares libvolga with
 # (optional: the suite skips a peer that is missing).
 # Not libulfius-dev: it depends on libcurl4-gnutls-dev, which would remove
 # the tests' libcurl4-openssl-dev; bench/run-suite fetches its headers.
 BENCH_PKGS=(wrk curl iproute2)
-PEER_PKGS=(libulfius2.7 liborcania-dev libyder-dev zlib1g-dev golang-go nodejs)
+PEER_PKGS=(libulfius2.7 liborcania-dev libyder-dev zlib1g-dev golang-go nodejs
+           golang-github-lib-pq-dev)
 
 log() { printf '==> %s\n' "$*"; }
 
