@@ -498,8 +498,9 @@ int vg_app_set_fallback(vg_app *app, vg_handler fn, void *arg);
 
 /**
  * Builds the answer to an error the library gives itself: 400 (a malformed
- * request), 404, 405, 413, 415, 431 where libmicrohttpd lets it, 429, 500
- * (a handler returned NULL), 503 (busy, or shutting down), 504 (deadline).
+ * request: README "Conformance"), 404, 405, 413, 415, 431 where
+ * libmicrohttpd lets it, 429, 500 (a handler returned NULL), 501 (an
+ * over-long method no route maps), 503 (busy, or shutting down), 504 (deadline).
  * `detail` is a short static English text ("not found"); `req` is borrowed
  * for the call, and for errors found before the request was parsed its
  * path is NULL (method and vg_request_target are set). The status of what
@@ -588,7 +589,11 @@ const char *vg_request_param(const vg_request *req, const char *name);
 /** The decoded value of query argument `name` (first one wins); "" for a
  *  bare `?name`; NULL if absent. */
 const char *vg_request_query(const vg_request *req, const char *name);
-/** The value of header `name`, matched case-insensitively, or NULL. */
+/** The value of header `name`, matched case-insensitively (the first field
+ *  of that name), or NULL. Several `Cookie` fields (as HTTP/2 gateways send
+ *  them) give one value, every field's joined with "; ". For an
+ *  absolute-form target ("GET http://host/p HTTP/1.1") `Host` is the
+ *  target's authority. Borrowed for the request's life. */
 const char *vg_request_header(const vg_request *req, const char *name);
 /** The body and its length (`len` may be NULL); never NULL: an empty body is
  *  "" with length 0. The bytes are followed by a NUL not counted in len. */
@@ -616,7 +621,8 @@ int vg_request_headers(const vg_request *req,
  *  IPv4-mapped IPv6 peer is shown as IPv4), or NULL if unknown. Borrowed
  *  for the request's life. Any thread that may read the request. */
 const char *vg_request_client_addr(const vg_request *req);
-/** The request-target exactly as sent ("/users/7?x=1"). */
+/** The request-target exactly as sent ("/users/7?x=1"; an absolute-form
+ *  "http://host/users/7" stays so, while vg_request_path gives its path). */
 const char *vg_request_target(const vg_request *req);
 /** The pattern of the route that matched, as it was mapped (a group's
  *  prefix included: "/api/v1/users/{id}"), or NULL when no route matched
@@ -810,7 +816,9 @@ int vg_sse_retry(vg_stream *s, unsigned ms);
  * thread. A request's token is cancelled by the library: with
  * VG_CANCEL_CLIENT_GONE on an event thread, VG_CANCEL_TIMEOUT on the
  * watcher thread, VG_CANCEL_SHUTDOWN on the shutdown supervisor (or an
- * event thread, for a connection closed by the shutdown).
+ * event thread, for a connection closed by the shutdown). A token made by
+ * vg_token_child_timeout is cancelled by its timeout on the "vg-timer"
+ * thread.
  *
  * Order of a cancellation: first the token and every descendant of it
  * (made by vg_token_child) are marked cancelled, and
@@ -876,10 +884,93 @@ unsigned long vg_token_on_cancel(vg_token *tok, vg_cancel_fn fn, void *arg);
  */
 bool vg_token_off(vg_token *tok, unsigned long id);
 
+/**
+ * Waits for poll() `events` (POLLIN, POLLOUT...) on `fd` or for the token,
+ * whichever comes first: the building block for a client whose work waits
+ * on a descriptor (a database socket, a pipe from a child) and should stop
+ * when the request is cancelled. Returns fd's revents (> 0; POLLERR and
+ * POLLHUP are reported even if not asked for) when it is ready, 0 once
+ * `timeout_ms` pass (negative: no limit; 0: just look), -ECANCELED as soon
+ * as the token is cancelled (at once if it already is, and also when fd
+ * became ready at the same moment), -EBADF for a negative or closed fd,
+ * -EINVAL for a NULL token, or another -errno (e.g. -EMFILE when the
+ * token's fd cannot be made). A signal does not end the wait early. Does
+ * not read or write `fd`. Any thread.
+ */
+int vg_token_poll(vg_token *tok, int fd, short events, int timeout_ms);
+
+/**
+ * Milliseconds until the token's deadline, rounded up; -1 if it has none, 0
+ * once it has passed. A request's token has the request's deadline (the
+ * app's vg_app_set_request_timeout, or its route's or group's), counted
+ * from when its handler was dispatched; a child has the nearest of its own
+ * (vg_token_child_timeout) and its ancestors'. Forward it to whatever does
+ * the work (a statement timeout, CURLOPT_TIMEOUT_MS) so that the work ends
+ * when the answer would no longer be wanted. Lock-free; any thread.
+ */
+long vg_token_remaining_ms(const vg_token *tok);
+
+/**
+ * A child of `parent` (as vg_token_child: one reference, owned by the
+ * caller) that also cancels itself with VG_CANCEL_TIMEOUT `ms` milliseconds
+ * from now, like Go's context.WithTimeout; its vg_token_remaining_ms is the
+ * nearer of that and the parent's deadline. The timeout never cancels the
+ * parent. `ms` 0 gives a token born cancelled (VG_CANCEL_TIMEOUT, or the
+ * parent's reason if the parent already is cancelled). The timer runs on
+ * one thread shared by all such tokens ("vg-timer", started on first use,
+ * with every signal blocked), whose callbacks (vg_token_on_cancel) then run
+ * on it; dropping the last reference, or a cancel for another reason,
+ * removes the timer at once. NULL with errno (EINVAL: no parent; ENOMEM;
+ * EAGAIN: no thread) on failure. Any thread.
+ */
+vg_token *vg_token_child_timeout(vg_token *parent, unsigned ms);
+
 /** Adds a reference; returns `tok`. */
 vg_token *vg_token_ref(vg_token *tok);
 /** Drops a reference; the last one frees the token. NULL is a no-op. */
 void vg_token_unref(vg_token *tok);
+
+/** @} */
+
+/** @name Child processes that stop with the request
+ *
+ * A handler that runs a program (a converter, a compressor, a report
+ * generator) waits for it with vg_proc_wait and the request's token, so
+ * that the program is stopped, not left running, when the client leaves,
+ * the deadline passes or the app shuts down. Start the child in a process
+ * group of its own (`setpgid(0, 0)` in the child, or
+ * `posix_spawnattr_setpgroup(&attr, 0)` with POSIX_SPAWN_SETPGROUP) so that
+ * the programs it starts in turn are stopped with it, and with SIGTERM at
+ * its default action (a SIG_IGN survives exec; POSIX_SPAWN_SETSIGDEF
+ * resets it) if it is to have a chance to clean up before the SIGKILL.
+ * @{
+ */
+
+/**
+ * Waits for the child process `pid` (a child of this process, not yet
+ * reaped) to exit, or for `tok` to be cancelled, whichever comes first.
+ *
+ * The child exited first (or exits while the token fires): reaps it, sets
+ * `*status` (if not NULL) as waitpid() would and returns 0.
+ *
+ * The token was cancelled first (at once if it already was): sends SIGTERM
+ * to the child's process group (only to the child when it shares the
+ * caller's group), waits up to `grace_ms` for the child to exit, then sends
+ * SIGKILL to whatever is left of the group (the child, or descendants that
+ * outlived it), reaps the child, sets `*status` (e.g. WTERMSIG SIGTERM or
+ * SIGKILL) and returns -ECANCELED. The child is never left a zombie.
+ *
+ * Waits on the child's pidfd together with the token's descriptor where
+ * the kernel has pidfd_open (Linux 5.3), so it wakes as soon as either
+ * happens; elsewhere it polls with waitpid, every 20 ms at most. Nobody
+ * else may reap `pid` meanwhile (a SIGCHLD handler calling waitpid(-1), or
+ * SIGCHLD set to SIG_IGN, makes this fail with -ECHILD).
+ *
+ * Returns 0, -ECANCELED, -EINVAL (pid <= 0 or tok NULL), -ECHILD (pid is
+ * not an unreaped child of this process; nothing is signalled), or another
+ * -errno. Blocks the calling thread (a handler's worker: fine); any thread.
+ */
+int vg_proc_wait(int pid, vg_token *tok, unsigned grace_ms, int *status);
 
 /** @} */
 

@@ -1,12 +1,17 @@
 /* test_samples.c - the samples as users run them: samples/todo started as
  * a process, driven over HTTP (201 + Location, 200, 204, 400, 404), then
  * stopped with SIGTERM, exiting 0; samples/hello; samples/api (groups, a
- * bearer-token middleware, problem documents, a fallback); samples/session
+ * bearer-token middleware, problem documents, a fallback); samples/convert
+ * (a child process group stopped when the client leaves); samples/session
  * (CORS across two ports, a signed session cookie, Basic auth). */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 #include <check.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <time.h>
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -184,6 +189,126 @@ START_TEST(api_groups_auth_and_problems)
 }
 END_TEST
 
+/* Reads the sample's stderr into acc (cap bytes, NUL-terminated, *len of
+ * them kept across calls) until `needle` appears in it; returns where it
+ * starts, or NULL after `ms`. */
+static const char *wait_for_log(int fd, char *acc, size_t cap, size_t *len,
+                                const char *needle, int ms)
+{
+    double t0 = tu_now_ms();
+    const char *hit;
+
+    while ((hit = strstr(acc, needle)) == NULL && tu_now_ms() - t0 < ms) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        n = read(fd, acc + *len, cap - 1 - *len);
+        if (n <= 0)
+            break;
+        *len += (size_t)n;
+        acc[*len] = '\0';
+    }
+    return hit;
+}
+
+/* Processes of group `pgid` that still run (zombies do not: an orphan's
+ * zombie waits for whoever adopted it, which may never reap it). */
+static int group_running(int pgid)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)) != NULL) {
+        char path[300], buf[512], *p;
+        FILE *f;
+        size_t got;
+        char state;
+        int ppid, pgrp;
+
+        if (!isdigit((unsigned char)e->d_name[0]))
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        got = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[got] = '\0';
+        if ((p = strrchr(buf, ')')) == NULL ||
+            sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) != 3)
+            continue;
+        if (pgrp == pgid && state != 'Z' && state != 'X')
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Waits up to `ms` for group_running(pgid) to reach 0; the processes are
+ * not ours to wait for, so this looks every millisecond. */
+static bool group_gone(int pgid, int ms)
+{
+    double t0 = tu_now_ms();
+    struct timespec one = {0, 1000000};
+
+    while (group_running(pgid) > 0) {
+        if (tu_now_ms() - t0 > ms)
+            return false;
+        nanosleep(&one, NULL);
+    }
+    return true;
+}
+
+START_TEST(convert_stops_its_child_when_the_client_leaves)
+{
+    static const char req[] = "GET /convert?mb=4000 HTTP/1.1\r\nHost: t\r\n\r\n";
+    char acc[16384] = "", want[64];
+    size_t len = 0;
+    const char *hit;
+    tu_sample s;
+    tu_response r;
+    int fd, pid;
+
+    tu_sample_start(&s, "convert", true);
+    /* A small conversion ends normally: the compressed size (random bytes
+     * do not shrink). */
+    r = tu_get(s.port, "/convert?mb=1");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_gt(atol(r.body), 1048576);
+    tu_response_free(&r);
+    r = tu_get(s.port, "/convert?mb=0");
+    ck_assert_int_eq(r.status, 400);
+    tu_response_free(&r);
+
+    /* A big one, abandoned once it runs. */
+    fd = tu_connect(s.port);
+    ck_assert(tu_send_all(fd, req, sizeof req - 1));
+    /* "convert: started pid N for 4000 MiB ...": N is the pipeline's shell
+     * and its process group. */
+    hit = wait_for_log(s.err, acc, sizeof acc, &len, " for 4000 MiB", 10000);
+    ck_assert_msg(hit != NULL, "no start logged: %s", acc);
+    while (hit > acc && isdigit((unsigned char)hit[-1]))
+        hit--;
+    ck_assert(hit - acc >= 12 && strncmp(hit - 12, "started pid ", 12) == 0);
+    pid = atoi(hit);
+    ck_assert_int_gt(pid, 1);
+    ck_assert_int_ge(group_running(pid), 1);
+    close(fd);
+
+    snprintf(want, sizeof want, "stopped pid %d (", pid);
+    hit = wait_for_log(s.err, acc, sizeof acc, &len, want, 10000);
+    ck_assert_msg(hit != NULL, "no stop logged: %s", acc);
+    ck_assert_ptr_nonnull(strstr(hit, "client_gone"));
+    /* The shell is reaped and head and gzip went with it. */
+    ck_assert_int_eq(kill(pid, 0), -1);
+    ck_assert_msg(group_gone(pid, 5000), "group %d still runs", pid);
+    tu_sample_stop(&s);
+}
+END_TEST
+
 /* samples/session: a page on one port, its API on another (CORS with
  * credentials), a signed session cookie, request IDs, Basic auth. */
 START_TEST(session_login_cors_and_signed_cookie)
@@ -309,6 +434,7 @@ static Suite *samples_suite(void)
     tcase_add_test(tc, todo_crud);
     tcase_add_test(tc, hello_answers_text_and_json);
     tcase_add_test(tc, api_groups_auth_and_problems);
+    tcase_add_test(tc, convert_stops_its_child_when_the_client_leaves);
     tcase_add_test(tc, session_login_cors_and_signed_cookie);
     suite_add_tcase(s, tc);
     return s;
