@@ -1377,7 +1377,8 @@ int vg_cors_set_max_age(vg_cors *c, long seconds);
 int vg_app_use_cors(vg_app *app, vg_cors *c);
 /** Applies `c` to the group's routes and its nested groups', as a group
  *  filter; a preflight for one of them is answered even when its path has
- *  no OPTIONS route. Returns as vg_app_use_cors. */
+ *  no OPTIONS route. Returns as vg_app_use_cors (-EINVAL for a NULL
+ *  group). Configuring thread. */
 int vg_group_use_cors(vg_group *g, vg_cors *c);
 
 /** @} */
@@ -1631,11 +1632,12 @@ vg_basic_auth *vg_basic_auth_new(const char *realm, vg_basic_check_fn fn,
 /** Frees a policy; NULL is a no-op. */
 void vg_basic_auth_free(vg_basic_auth *b);
 /** Guards every request of the app with `b`, as a middleware (vg_app_use):
- *  filters, such as a CORS preflight, run before it. Returns as
- *  vg_app_use (-EINVAL for NULL b). */
+ *  filters, such as a CORS preflight, run before it. The app borrows `b`
+ *  until vg_app_free. Returns as vg_app_use (-EINVAL for NULL b).
+ *  Configuring thread. */
 int vg_app_use_basic_auth(vg_app *app, vg_basic_auth *b);
 /** Guards the group's routes with `b`, as a group middleware. Returns as
- *  vg_group_use. */
+ *  vg_group_use (-EINVAL for NULL b). Configuring thread. */
 int vg_group_use_basic_auth(vg_group *g, vg_basic_auth *b);
 
 /** @} */

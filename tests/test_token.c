@@ -1061,6 +1061,9 @@ START_TEST(test_waiters_woken_before_callbacks_run)
     ck_assert_int_eq(poll(&p, 1, 10000), 1);
     ck_assert_int_eq(loadi(&b.finished), 0);
 
+    /* The canceller may not have reached the callback yet: let it start
+     * (else vg_token_off would remove it unrun), then let it finish. */
+    flag_wait(&b.entered);
     flag_set(&b.release);
     ck_assert(!vg_token_off(tok, id)); /* returns once the callback has */
     ck_assert_int_eq(loadi(&b.finished), 1);

@@ -487,10 +487,40 @@ void tu_sample_start(tu_sample *s, const char *name, bool want_err)
     ck_assert_uint_ne(s->port, 0);
 }
 
+/* Whether process `pid` catches `sig` now (SigCgt in /proc/PID/status). */
+static bool tu_catches(int pid, int sig)
+{
+    char path[64], line[256];
+    unsigned long long mask = 0;
+    bool found = false;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return false;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "SigCgt: %llx", &mask) == 1) {
+            found = true;
+            break;
+        }
+    fclose(f);
+    return found && (mask >> (sig - 1) & 1);
+}
+
 void tu_sample_stop(tu_sample *s)
 {
     int status = 0;
+    double t0 = tu_now_ms();
+    struct timespec ms = {0, 1000000};
 
+    /* A sample prints its port after vg_app_start and only then enters
+     * vg_app_run, which installs the SIGTERM handler: a SIGTERM sent in
+     * between would kill it instead of stopping it. Nothing announces the
+     * handler, so look for it (bounded). */
+    while (!tu_catches(s->pid, SIGTERM) && tu_now_ms() - t0 < 10000)
+        nanosleep(&ms, NULL);
+    ck_assert_msg(tu_catches(s->pid, SIGTERM),
+                  "the sample never installed its SIGTERM handler");
     ck_assert_int_eq(kill(s->pid, SIGTERM), 0);
     ck_assert_msg(tu_wait_exit(s->pid, 10000, &status),
                   "the sample did not exit within 10 s of SIGTERM");
