@@ -655,6 +655,51 @@ int vg_request_add_response_header(vg_request *req, const char *name,
 /** @} */
 
 /* ------------------------------------------------------------------------ */
+/** @name Forms
+ *
+ * A body sent as `application/x-www-form-urlencoded` or
+ * `multipart/form-data` is decoded by libmicrohttpd's PostProcessor while
+ * it arrives, once, whatever the handler later asks; its fields (the
+ * urlencoded pairs, the multipart parts without a filename) are kept with
+ * the request, in the order sent. The raw body stays available through
+ * vg_request_body. A body the decoder refuses (a multipart type without a
+ * boundary or with one longer than about 8 KiB, a part or a name longer
+ * than about 16 KiB, an unterminated multipart body, bytes after the last
+ * boundary) makes the whole form undecodable: the functions below then
+ * fail with EBADMSG, and the handler decides what to answer (400, say).
+ * Names and values are bytes as sent, percent-decoded for urlencoded
+ * bodies; nothing checks that they are UTF-8.
+ * @{
+ */
+
+/**
+ * The value of the first form field called `name` (exact, case-sensitive
+ * match), NUL-terminated and borrowed for the request's life; "" for an
+ * empty value. A value holding NUL bytes reads short here: use
+ * vg_request_form_each for its full length. Returns NULL and sets errno:
+ * ENOENT if the body is not a form (another Content-Type, or none) or has
+ * no such field, EBADMSG if the form could not be decoded, EINVAL for a
+ * NULL argument. Any thread that may read the request.
+ */
+const char *vg_request_form(vg_request *req, const char *name);
+
+/**
+ * Calls `fn(name, value, len, arg)` for every form field in the order
+ * sent, repeated names included (`len` is the value's length; the value is
+ * also NUL-terminated). Stops at the first non-zero return of `fn` and
+ * returns it; returns 0 after the last field, -ENOENT if the body is not a
+ * form, -EBADMSG if it could not be decoded, -EINVAL for a NULL `req` or
+ * `fn`. The strings are borrowed for the request's life. Any thread that
+ * may read the request.
+ */
+int vg_request_form_each(vg_request *req,
+                         int (*fn)(const char *name, const char *value,
+                                   size_t len, void *arg),
+                         void *arg);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
 /** @name Results
  *
  * A handler returns a new result and the library owns it from then on. A

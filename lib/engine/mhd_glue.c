@@ -4,7 +4,8 @@
  *   URI log callback ....... vg__on_uri: create the vg_request (per request)
  *   access handler, 1st .... vg__on_access: 400 on ambiguous framing, 413
  *                            early on a Content-Length over the limit
- *   upload calls ........... append to the body
+ *   upload calls ........... append to the body; feed a form body to
+ *                            libmicrohttpd's PostProcessor (form_glue.c)
  *   final call ............. vg__dispatch: copy everything out of MHD,
  *                            route, let the pipeline pick the handler and
  *                            run its filters (lib/pipeline/pipeline.c); a filter's
@@ -47,6 +48,7 @@
 
 #include "app.h"
 #include "engine/engine.h"
+#include "engine/form_glue.h"
 #include "core/thread.h"
 #include "engine/mhd_glue.h"
 #include "pipeline/pipeline.h"
@@ -594,6 +596,7 @@ static void vg__on_completed(void *cls, struct MHD_Connection *conn,
     req->response = NULL;
     pthread_mutex_unlock(&req->lock);
     vg__glue_response_drop(unsent);
+    vg__form_glue_drop(req); /* a body cut short */
     /* After a FIN or RST MHD reports WITH_ERROR, READ_ERROR, CLIENT_ABORT
      * and more (fact 2): any end but a clean one means nobody is listening
      * any more. Only routed requests count: others never had a handler. */
@@ -763,6 +766,7 @@ static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
     if (req->body_too_large)
         return vg__answer_now(req, conn, MHD_HTTP_CONTENT_TOO_LARGE,
                               "request body too large", NULL, NULL);
+    vg__form_glue_finish(req, conn);
     status = vg__copy_request(req, conn, url);
     if (status == MHD_HTTP_BAD_REQUEST)
         return vg__answer_now(req, conn, status, "bad request", NULL, NULL);
@@ -906,6 +910,9 @@ static enum MHD_Result vg__on_access(void *cls, struct MHD_Connection *conn,
             if (vg__request_append_body(req, upload_data, n,
                                         app->body_limit) != 0)
                 return MHD_NO;
+            /* Forms are decoded as they arrive (lib/engine/form_glue.c). */
+            if (!req->body_too_large)
+                vg__form_glue_feed(req, conn, upload_data, n);
             /* A chunked body with no declared length is read and dropped
              * past the limit so that the 413 can be sent, but not forever. */
             if (req->body_too_large &&

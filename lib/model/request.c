@@ -13,6 +13,7 @@
 #include <microhttpd.h>
 
 #include "model/request.h"
+#include "model/form.h"
 #include "model/result.h"
 #include "core/token.h"
 
@@ -58,6 +59,7 @@ static void vg__request_free(vg_request *req)
     if (req->engine != NULL)
         req->engine->release(req);
     json_decref(req->json);
+    vg__form_free(req->form);
     free(req->body);
     free(req->headers.items);
     free(req->query.items);

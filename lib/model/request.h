@@ -18,6 +18,8 @@
 struct MHD_Connection;
 struct MHD_Response;
 struct vg__chain;
+struct vg__form;
+struct MHD_PostProcessor;
 
 /* A value attached with vg_request_set_data; lives in the arena. */
 typedef struct vg__datum {
@@ -101,6 +103,13 @@ struct vg_request {
     size_t body_len, body_cap;
     unsigned long long body_seen; /* upload bytes received, kept or not */
     bool body_too_large;
+    /* Forms (lib/model/form.c): the decoded fields, NULL when the body is
+     * not a form; `pp` is the engine's decoder while the body arrives
+     * (lib/engine/form_glue.c), touched only on libmicrohttpd's thread. */
+    struct vg__form *form;
+    struct MHD_PostProcessor *pp;
+    bool form_started;          /* the glue looked at the Content-Type */
+    bool form_urlencoded;       /* ...and found an urlencoded form */
     json_t *json;
     bool json_done;
 

@@ -1,0 +1,139 @@
+/* form_glue.c - form bodies decoded by libmicrohttpd's PostProcessor.
+ *
+ * Why here and not in lib/model/form.c: the PostProcessor is libmicrohttpd
+ * API (it even reads the Content-Type from the connection), and only
+ * lib/engine/ calls libmicrohttpd. This file owns the decoder's life: made
+ * at the first piece of body, fed each piece as mhd_glue.c receives it,
+ * destroyed when the body is complete (or when the request ends first).
+ * Whatever it decodes goes through one callback into the model
+ * (vg__form_feed), so the fields live with the request and the public
+ * getters never touch libmicrohttpd.
+ *
+ * We never parse multipart ourselves: what the PostProcessor refuses
+ * (no boundary, a boundary too long for its buffer, a name longer than
+ * the buffer, an unterminated body) makes the form undecodable, and
+ * vg_request_form then fails with EBADMSG. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+#include <strings.h>
+
+#include <microhttpd.h>
+
+#include "engine/form_glue.h"
+#include "model/form.h"
+#include "model/request.h"
+
+/* The PostProcessor's working buffer: a multipart part's headers and an
+ * urlencoded name must fit in it (MHD refuses boundaries longer than half
+ * of it). Per request being decoded, not per field. */
+#define VG__FORM_BUFFER (16 * 1024)
+
+/* Whether the Content-Type's media type is exactly `type` (case-insensitive),
+ * followed by its end or parameters. libmicrohttpd compares only a prefix;
+ * requiring the delimiter keeps "application/x-www-form-urlencodedX" a
+ * non-form for both of us. */
+static bool vg__media_is(const char *ctype, const char *type)
+{
+    size_t n = strlen(type);
+
+    if (strncasecmp(ctype, type, n) != 0)
+        return false;
+    return ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ' ||
+           ctype[n] == '\t';
+}
+
+/* The PostProcessor's callback: one piece of one field. File parts (those
+ * with a filename) are not form fields. */
+static enum MHD_Result vg__form_piece(void *cls, enum MHD_ValueKind kind,
+                                      const char *key, const char *filename,
+                                      const char *content_type,
+                                      const char *transfer_encoding,
+                                      const char *data, uint64_t off,
+                                      size_t size)
+{
+    vg_request *req = cls;
+    int rc;
+
+    (void)kind;
+    (void)content_type;
+    (void)transfer_encoding;
+    if (filename != NULL)
+        return MHD_YES;
+    rc = vg__form_feed(req, key != NULL ? key : "", data, off, size);
+    if (rc == 0)
+        return MHD_YES;
+    vg__form_fail(req, rc);
+    return MHD_NO;
+}
+
+/* Decides once, from the head, whether the body is a form; if so gives
+ * the request its (empty) form and a decoder. */
+static void vg__form_glue_start(vg_request *req, struct MHD_Connection *conn)
+{
+    const char *ctype;
+
+    req->form_started = true;
+    ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                        MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (ctype == NULL ||
+        (!vg__media_is(ctype, MHD_HTTP_POST_ENCODING_FORM_URLENCODED) &&
+         !vg__media_is(ctype, MHD_HTTP_POST_ENCODING_MULTIPART_FORMDATA)))
+        return;
+    req->form_urlencoded =
+        vg__media_is(ctype, MHD_HTTP_POST_ENCODING_FORM_URLENCODED);
+    if (vg__form_begin(req) != 0)
+        return; /* no memory: the body is then "not a form" (ENOENT) */
+    req->pp = MHD_create_post_processor(conn, VG__FORM_BUFFER,
+                                        vg__form_piece, req);
+    if (req->pp == NULL)
+        vg__form_fail(req, -EBADMSG); /* no or absurd boundary */
+}
+
+void vg__form_glue_feed(vg_request *req, struct MHD_Connection *conn,
+                        const char *data, size_t len)
+{
+    if (!req->form_started)
+        vg__form_glue_start(req, conn);
+    if (req->pp == NULL)
+        return;
+    if (MHD_post_process(req->pp, data, len) != MHD_YES) {
+        /* Malformed, or the callback refused: stop decoding, but keep
+         * reading the body (the handler may still want it raw). */
+        vg__form_fail(req, -EBADMSG);
+        vg__form_glue_drop(req);
+    }
+}
+
+void vg__form_glue_finish(vg_request *req, struct MHD_Connection *conn)
+{
+    struct MHD_PostProcessor *pp;
+
+    if (!req->form_started)
+        vg__form_glue_start(req, conn);
+    pp = req->pp;
+    req->pp = NULL;
+    /* Destroying flushes a last urlencoded value and tells whether the
+     * body ended where a form may end. */
+    /* libmicrohttpd 0.9.75 takes a bare name ("a=1&flag&b=2") except as
+     * the last pair, where destroying then reports an error: ending the
+     * body with one more '&' closes that pair like any other (an empty
+     * pair is skipped), so "a=1&flag" gives flag = "". */
+    if (pp != NULL && req->form_urlencoded &&
+        MHD_post_process(pp, "&", 1) != MHD_YES)
+        vg__form_fail(req, -EBADMSG);
+    if (pp != NULL && MHD_destroy_post_processor(pp) != MHD_YES)
+        vg__form_fail(req, -EBADMSG);
+}
+
+void vg__form_glue_drop(vg_request *req)
+{
+    struct MHD_PostProcessor *pp = req->pp;
+
+    req->pp = NULL;
+    if (pp != NULL)
+        (void)MHD_destroy_post_processor(pp);
+}
