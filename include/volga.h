@@ -697,6 +697,45 @@ int vg_request_form_each(vg_request *req,
                                    size_t len, void *arg),
                          void *arg);
 
+/**
+ * What a request body may be, for vg_app_set_body_limits,
+ * vg_group_set_body_limits and vg_map_body_limits. A 0 member inherits:
+ * a route takes what it does not set from its group, a group from its
+ * enclosing group, a group of the app from the app, the app from the
+ * defaults; SIZE_MAX means no limit. Every limit is exact: N is accepted,
+ * N + 1 answers 413. A breach answers 413 through the error handler as
+ * soon as it is seen (a declared Content-Length over `body` before a byte
+ * of the body is read), stops reading and closes the connection; no
+ * handler runs and the fields and temporary files are dropped.
+ */
+typedef struct vg_body_limits {
+    size_t body;       /**< the whole body, bytes; default: vg_app_set_body_limit (1 MiB) */
+    size_t file_size;  /**< one multipart file part, bytes; default: no limit but `body` */
+    size_t files;      /**< multipart file parts; default 100 */
+    size_t fields;     /**< form fields (urlencoded pairs, multipart text parts); default 10,000 */
+    size_t field_size; /**< one field's value, bytes; default 1 MiB */
+} vg_body_limits;
+
+/** Sets the app's body limits (the non-zero members of `*lim`, copied;
+ *  `body` is the same setting as vg_app_set_body_limit). 0, -EINVAL (NULL
+ *  argument), -EBUSY once started, -ENOMEM. The configuring thread. */
+int vg_app_set_body_limits(vg_app *app, const vg_body_limits *lim);
+/** Sets body limits for the group's routes and its nested groups' (the
+ *  non-zero members, copied; a later call adds to an earlier one). Returns
+ *  as vg_app_set_body_limits. */
+int vg_group_set_body_limits(vg_group *g, const vg_body_limits *lim);
+/**
+ * Sets body limits for the route already mapped for `method` and
+ * `pattern` (same shape; parameter names may differ): the non-zero
+ * members of `*lim`, copied, over its groups' and the app's. An upload
+ * route takes 1 GiB this way while the app's default stays 1 MiB. A HEAD
+ * request answered by a GET route uses the GET route's limits. Returns 0,
+ * -EINVAL, -ENOENT (no such route, logged), -EBUSY once started, -ENOMEM.
+ * The configuring thread.
+ */
+int vg_map_body_limits(vg_app *app, const char *method, const char *pattern,
+                       const vg_body_limits *lim);
+
 /** @} */
 
 /* ------------------------------------------------------------------------ */

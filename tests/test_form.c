@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <volga.h>
 #include "testutil.h"
@@ -108,6 +109,38 @@ static tu_response post_form(vg_app *app, const char *ctype, const char *body,
 
     snprintf(h, sizeof h, "Content-Type: %s", ctype);
     return tu_request(vg_app_port(app), "POST", "/form", body, len, headers);
+}
+
+/* An app whose /small route takes at most 1000 bytes while the app's
+ * default stays; /form has the defaults. */
+static vg_app *limited_app(const vg_body_limits *lim)
+{
+    vg_app *app = tu_app_new();
+
+    ck_assert_int_eq(vg_map_post(app, "/form", dump, NULL), 0);
+    ck_assert_int_eq(vg_map_post(app, "/small", dump, NULL), 0);
+    ck_assert_int_eq(vg_map_body_limits(app, "POST", "/small", lim), 0);
+    tu_start(app);
+    return app;
+}
+
+/* Sends a head and `len` body bytes, then `tail`, on a raw socket and
+ * expects a 413 with Connection: close. */
+static void expect_413(vg_app *app, const char *head, size_t len,
+                       const char *tail)
+{
+    char buf[8192], *body = malloc(len);
+    int fd = tu_connect(vg_app_port(app));
+
+    memset(body, 'a', len);
+    ck_assert(tu_send_all(fd, head, strlen(head)));
+    ck_assert(tu_send_all(fd, body, len));
+    ck_assert(tu_send_all(fd, tail, strlen(tail)));
+    ck_assert_uint_gt(tu_recv_all(fd, buf, sizeof buf), 0);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 413", 12) == 0, "got %.40s", buf);
+    ck_assert_ptr_nonnull(strstr(buf, "Connection: close"));
+    close(fd);
+    free(body);
 }
 
 #define ck_assert_body(r, want)                                             \
@@ -328,25 +361,169 @@ START_TEST(an_unterminated_multipart_body_is_undecodable)
 }
 END_TEST
 
-START_TEST(a_hundred_thousand_fields_are_all_kept)
+/* "a=0&x=1&x=1..." with n fields. */
+static char *many_fields(size_t n)
 {
-    vg_app *app = form_app();
-    size_t n = 100000, i;
     char *body = malloc(4 * n + 1), *p = body;
-    tu_response r;
+    size_t i;
 
     for (i = 0; i < n; i++) {
         memcpy(p, i == 0 ? "a=0&" : "x=1&", 4);
         p += 4;
     }
-    *p = '\0';
+    p[-1] = '\0'; /* no '&' after the last */
+    return body;
+}
+
+START_TEST(a_hundred_thousand_fields_are_refused_by_default_kept_if_allowed)
+{
+    vg_body_limits lim = {.fields = 100000};
+    vg_app *app = limited_app(&lim);
+    char *body = many_fields(100000);
+    tu_response r;
+
+    /* The default of 10,000 fields: 413. */
     r = post_form(app, "application/x-www-form-urlencoded", body,
-                  strlen(body) - 1);
+                  strlen(body));
+    ck_assert_int_eq(r.status, 413);
+    tu_response_free(&r);
+    /* A route that allows them keeps them all. */
+    r = tu_request(vg_app_port(app), "POST", "/small", body, strlen(body),
+                   (const char *[]){"Content-Type: application/x-www-form-urlencoded", NULL});
     ck_assert_int_eq(r.status, 200);
     ck_assert_ptr_nonnull(strstr(r.body, "\nn:100000\n"));
     ck_assert(strncmp(r.body, "a:0\n", 4) == 0);
     tu_response_free(&r);
     free(body);
+    vg_app_free(app);
+}
+END_TEST
+
+static tu_response post_small(vg_app *app, const char *ctype,
+                              const char *body, size_t len)
+{
+    char h[256];
+    const char *headers[] = {h, NULL};
+
+    snprintf(h, sizeof h, "Content-Type: %s", ctype);
+    return tu_request(vg_app_port(app), "POST", "/small", body, len, headers);
+}
+
+START_TEST(field_limits_are_exact)
+{
+    vg_body_limits lim = {.fields = 3, .field_size = 5};
+    vg_app *app = limited_app(&lim);
+    tu_response r;
+
+    r = post_small(app, "application/x-www-form-urlencoded", "a=1&b=2&c=3", 11);
+    ck_assert_body(r, "a:1\na=1\nb=2\nc=3\nn:3\n");
+    tu_response_free(&r);
+    r = post_small(app, "application/x-www-form-urlencoded", "a=1&b=2&c=3&d=4",
+                   15);
+    ck_assert_int_eq(r.status, 413);
+    tu_response_free(&r);
+    /* 5 bytes decoded is the size, however many were sent. */
+    r = post_small(app, "application/x-www-form-urlencoded", "a=%41bcde", 9);
+    ck_assert_body(r, "a:Abcde\na=Abcde\nn:1\n");
+    tu_response_free(&r);
+    r = post_small(app, "application/x-www-form-urlencoded", "a=abcdef", 8);
+    ck_assert_int_eq(r.status, 413);
+    tu_response_free(&r);
+    vg_app_free(app);
+}
+END_TEST
+
+/* A multipart body with `nfiles` file parts of `size` bytes each. */
+static char *files_body(size_t nfiles, size_t size, size_t *len)
+{
+    char *body = malloc(nfiles * (size + 200) + 16), *p = body;
+    size_t i;
+
+    for (i = 0; i < nfiles; i++) {
+        p += sprintf(p, "--XyZ\r\nContent-Disposition: form-data; "
+                        "name=\"f\"; filename=\"f%zu.bin\"\r\n"
+                        "Content-Type: application/octet-stream\r\n\r\n",
+                     i);
+        memset(p, 'z', size);
+        p += size;
+        p += sprintf(p, "\r\n");
+    }
+    p += sprintf(p, "--XyZ--\r\n");
+    *len = (size_t)(p - body);
+    return body;
+}
+
+START_TEST(file_limits_are_exact)
+{
+    vg_body_limits lim = {.body = 100000, .files = 2, .file_size = 3000};
+    vg_app *app = limited_app(&lim);
+    const char *mp = "multipart/form-data; boundary=XyZ";
+    size_t len;
+    char *body;
+    tu_response r;
+
+    body = files_body(2, 3000, &len);
+    r = post_small(app, mp, body, len);
+    ck_assert_body(r, "a:ENOENT\nn:0\n");
+    tu_response_free(&r);
+    free(body);
+    body = files_body(3, 10, &len);
+    r = post_small(app, mp, body, len);
+    ck_assert_int_eq(r.status, 413);
+    tu_response_free(&r);
+    free(body);
+    body = files_body(1, 3001, &len);
+    r = post_small(app, mp, body, len);
+    ck_assert_int_eq(r.status, 413);
+    tu_response_free(&r);
+    free(body);
+    vg_app_free(app);
+}
+END_TEST
+
+static vg_result *shaped_413(const vg_request *req, unsigned status,
+                             const char *detail, void *arg)
+{
+    (void)req;
+    (void)arg;
+    return vg_result_set_status(vg_textf("shaped %u %s", status, detail),
+                                status);
+}
+
+START_TEST(group_limits_apply_and_the_error_handler_shapes_the_413)
+{
+    vg_app *app = tu_app_new();
+    vg_group *g = vg_app_group(app, "/g");
+    vg_body_limits glim = {.body = 10, .fields = 1};
+    vg_body_limits rlim = {.body = 20};
+    tu_response r;
+
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(vg_app_set_error_handler(app, shaped_413, NULL), 0);
+    ck_assert_int_eq(vg_group_set_body_limits(g, &glim), 0);
+    ck_assert_int_eq(vg_group_map_post(g, "/a", dump, NULL), 0);
+    ck_assert_int_eq(vg_group_map_post(g, "/b", dump, NULL), 0);
+    /* A route of the group raises the body limit, keeps the field limit. */
+    ck_assert_int_eq(vg_map_body_limits(app, "POST", "/g/b", &rlim), 0);
+    ck_assert_int_eq(vg_map_body_limits(app, "POST", "/g/none", &rlim),
+                     -ENOENT);
+    ck_assert_int_eq(vg_map_body_limits(app, "POST", "/g/b", NULL), -EINVAL);
+    tu_start(app);
+    ck_assert_int_eq(vg_map_body_limits(app, "POST", "/g/b", &rlim), -EBUSY);
+    r = tu_request(vg_app_port(app), "POST", "/g/a", "a=12345678", 10, NULL);
+    ck_assert_body(r, "a:12345678\na=12345678\nn:1\n");
+    tu_response_free(&r);
+    r = tu_request(vg_app_port(app), "POST", "/g/a", "a=123456789", 11, NULL);
+    ck_assert_int_eq(r.status, 413);
+    ck_assert_str_eq(r.body, "shaped 413 request body too large");
+    tu_response_free(&r);
+    r = tu_request(vg_app_port(app), "POST", "/g/b", "a=123456789", 11, NULL);
+    ck_assert_int_eq(r.status, 200);
+    tu_response_free(&r);
+    r = tu_request(vg_app_port(app), "POST", "/g/b", "a=1&b=2", 7, NULL);
+    ck_assert_int_eq(r.status, 413);
+    ck_assert_str_eq(r.body, "shaped 413 request body too large");
+    tu_response_free(&r);
     vg_app_free(app);
 }
 END_TEST
@@ -434,6 +611,41 @@ START_TEST(form_getters_refuse_null_arguments)
 }
 END_TEST
 
+START_TEST(a_route_body_limit_is_exact_and_answers_at_once)
+{
+    vg_body_limits lim = {.body = 1000};
+    vg_app *app = limited_app(&lim);
+    char *body = malloc(1002);
+    const char *chunked[] = {"Transfer-Encoding: chunked",
+                             "Content-Type: text/plain", NULL};
+    tu_response r;
+
+    memset(body, 'a', 1001);
+    body[1001] = '\0';
+    /* N bytes pass, N + 1 do not, declared or chunked. */
+    r = tu_request(vg_app_port(app), "POST", "/small", body, 1000, NULL);
+    ck_assert_int_eq(r.status, 200);
+    tu_response_free(&r);
+    r = tu_request(vg_app_port(app), "POST", "/small", body, 1001, NULL);
+    ck_assert_int_eq(r.status, 413);
+    tu_response_free(&r);
+    r = tu_request(vg_app_port(app), "POST", "/small", body, 1000, chunked);
+    ck_assert_int_eq(r.status, 200);
+    tu_response_free(&r);
+    /* The other route keeps the app's 1 MiB. */
+    r = tu_request(vg_app_port(app), "POST", "/form", body, 1001, NULL);
+    ck_assert_int_eq(r.status, 200);
+    tu_response_free(&r);
+    /* A chunked body past the limit is dropped and answered when it ends
+     * (libmicrohttpd 0.9.75 cannot answer before). */
+    expect_413(app, "POST /small HTTP/1.1\r\nHost: x\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n"
+                    "7d0\r\n", 2000, "\r\n0\r\n\r\n");
+    free(body);
+    vg_app_free(app);
+}
+END_TEST
+
 static Suite *form_suite(void)
 {
     Suite *s = suite_create("form");
@@ -450,11 +662,15 @@ static Suite *form_suite(void)
     tcase_add_test(tc, multipart_without_boundary_is_undecodable);
     tcase_add_test(tc, an_absurd_boundary_is_undecodable);
     tcase_add_test(tc, an_unterminated_multipart_body_is_undecodable);
-    tcase_add_test(tc, a_hundred_thousand_fields_are_all_kept);
+    tcase_add_test(tc, a_hundred_thousand_fields_are_refused_by_default_kept_if_allowed);
+    tcase_add_test(tc, field_limits_are_exact);
+    tcase_add_test(tc, file_limits_are_exact);
+    tcase_add_test(tc, group_limits_apply_and_the_error_handler_shapes_the_413);
     tcase_add_test(tc, a_64k_field_name_is_refused_cleanly);
     tcase_add_test(tc, non_utf8_names_and_values_are_kept_as_bytes);
     tcase_add_test(tc, a_part_claiming_a_huge_content_length_is_read_by_its_boundary);
     tcase_add_test(tc, form_getters_refuse_null_arguments);
+    tcase_add_test(tc, a_route_body_limit_is_exact_and_answers_at_once);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -62,10 +62,15 @@ static enum MHD_Result vg__form_piece(void *cls, enum MHD_ValueKind kind,
     (void)content_type;
     (void)transfer_encoding;
     if (filename != NULL)
-        return MHD_YES;
-    rc = vg__form_feed(req, key != NULL ? key : "", data, off, size);
+        rc = vg__form_count_file(req, off, size);
+    else
+        rc = vg__form_feed(req, key != NULL ? key : "", data, off, size);
     if (rc == 0)
         return MHD_YES;
+    /* A form limit breached is the body's fault, as with the body limit:
+     * mhd_glue.c answers 413 at once. */
+    if (rc == -E2BIG)
+        req->body_too_large = true;
     vg__form_fail(req, rc);
     return MHD_NO;
 }

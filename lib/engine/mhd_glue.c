@@ -2,12 +2,15 @@
  * back.
  *
  *   URI log callback ....... vg__on_uri: create the vg_request (per request)
- *   access handler, 1st .... vg__on_access: 400 on ambiguous framing, 413
- *                            early on a Content-Length over the limit
+ *   access handler, 1st .... vg__on_access: 400 on ambiguous framing;
+ *                            copy and route the head (vg__route_head), so
+ *                            the route's body limits are known; 413 early
+ *                            on a Content-Length over the route's limit
  *   upload calls ........... append to the body; feed a form body to
- *                            libmicrohttpd's PostProcessor (form_glue.c)
- *   final call ............. vg__dispatch: copy everything out of MHD,
- *                            route, let the pipeline pick the handler and
+ *                            libmicrohttpd's PostProcessor (form_glue.c);
+ *                            past a limit drop it all, read the rest (up
+ *                            to 1 MiB) and answer 413
+ *   final call ............. vg__dispatch: with the route the head found,
  *                            run its filters (lib/pipeline/pipeline.c); a filter's
  *                            answer or the library's own (404, 405,
  *                            OPTIONS with no app middleware) goes at once;
@@ -52,6 +55,7 @@
 #include "core/thread.h"
 #include "engine/mhd_glue.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/limits.h"
 #include "model/request.h"
 #include "model/result.h"
 #include "model/stream.h"
@@ -753,35 +757,72 @@ static vg__answer_kind vg__route(vg_app *app, vg_request *req, vg__match *m)
                                          : VG__ANSWER_NOT_FOUND;
 }
 
-static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
-                                    struct MHD_Connection *conn,
-                                    const char *url)
+/* Copies the request out of MHD and routes it as soon as its head is in,
+ * so that its route's body limits (lib/pipeline/limits.c) apply to the
+ * body; nothing is answered yet (fact 11): vg__dispatch answers what this
+ * found once the body is read, or a limit's 413 goes first. */
+static void vg__route_head(vg_app *app, vg_request *req,
+                           struct MHD_Connection *conn, const char *url)
 {
     vg__match m;
     vg__answer_kind kind;
+
+    req->head_status = vg__copy_request(req, conn, url);
+    if (req->head_status != 0)
+        return;
+    kind = vg__route(app, req, &m);
+    req->on_worker = vg__pipeline_route(app, req, kind, &m);
+    if (vg__request_set_params(req, &m) != 0)
+        req->head_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* The body limit of the request's route (or the app's). */
+static size_t vg__body_limit(const vg_app *app, const vg_request *req)
+{
+    return req->limits != NULL ? req->limits->body : app->body_limit;
+}
+
+/* How much of a body past a breached limit is read (and dropped) so that
+ * the 413 can still be sent. */
+#define VG__DRAIN_MAX (1024 * 1024)
+
+/* A limit was breached: what was kept of the body and its form goes now,
+ * nothing more is stored or decoded. libmicrohttpd 0.9.75 cannot queue an
+ * answer before the body is over (MHD_queue_response refuses while upload
+ * data is still due), so the rest is read and dropped, and the 413 goes
+ * when it ends; if more than VG__DRAIN_MAX remains the connection is closed
+ * without an answer rather than reading on. */
+static enum MHD_Result vg__drain_too_large(vg_request *req)
+{
+    vg__form_glue_drop(req);
+    if (req->breach_at == 0)
+        req->breach_at = req->body_seen;
+    return req->body_seen - req->breach_at > VG__DRAIN_MAX ? MHD_NO : MHD_YES;
+}
+
+static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
+                                    struct MHD_Connection *conn)
+{
     vg_result *res;
     unsigned status;
     bool on_worker;
 
     if (req->body_too_large)
         return vg__answer_now(req, conn, MHD_HTTP_CONTENT_TOO_LARGE,
-                              "request body too large", NULL, NULL);
+                              "request body too large",
+                              MHD_HTTP_HEADER_CONNECTION, "close");
     vg__form_glue_finish(req, conn);
-    status = vg__copy_request(req, conn, url);
+    status = req->head_status;
     if (status == MHD_HTTP_BAD_REQUEST)
         return vg__answer_now(req, conn, status, "bad request", NULL, NULL);
     if (status != 0)
         return vg__answer_now(req, conn, status, "internal server error",
                               NULL, NULL);
-    kind = vg__route(app, req, &m);
-    on_worker = vg__pipeline_route(app, req, kind, &m);
+    on_worker = req->on_worker;
     if (on_worker && atomic_load(&app->stopping))
         return vg__answer_now(req, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
                               "shutting down", MHD_HTTP_HEADER_CONNECTION,
                               "close");
-    if (vg__request_set_params(req, &m) != 0)
-        return vg__answer_now(req, conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                              "internal server error", NULL, NULL);
     res = vg__pipeline_filter(req);
     if (res != NULL)
         return vg__answer_result(req, conn, res);
@@ -860,7 +901,8 @@ static bool vg__framing_ok(struct MHD_Connection *conn)
 
 /* True if the declared body is over the limit, so 413 can go out before a
  * single byte of it is read. */
-static bool vg__declared_too_large(vg_app *app, struct MHD_Connection *conn)
+static bool vg__declared_too_large(vg_app *app, vg_request *req,
+                                   struct MHD_Connection *conn)
 {
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -871,7 +913,7 @@ static bool vg__declared_too_large(vg_app *app, struct MHD_Connection *conn)
         return false;
     errno = 0;
     n = strtoull(cl, &end, 10);
-    return errno == ERANGE || (end != cl && n > app->body_limit);
+    return errno == ERANGE || (end != cl && n > vg__body_limit(app, req));
 }
 
 static enum MHD_Result vg__on_access(void *cls, struct MHD_Connection *conn,
@@ -898,7 +940,8 @@ static enum MHD_Result vg__on_access(void *cls, struct MHD_Connection *conn,
             return vg__answer_now(req, conn, MHD_HTTP_BAD_REQUEST,
                                   "bad request framing",
                                   MHD_HTTP_HEADER_CONNECTION, "close");
-        if (vg__declared_too_large(app, conn))
+        vg__route_head(app, req, conn, url);
+        if (vg__declared_too_large(app, req, conn))
             return vg__answer_now(req, conn, MHD_HTTP_CONTENT_TOO_LARGE,
                                   "request body too large",
                                   MHD_HTTP_HEADER_CONNECTION, "close");
@@ -908,19 +951,17 @@ static enum MHD_Result vg__on_access(void *cls, struct MHD_Connection *conn,
             size_t n = *upload_data_size;
             *upload_data_size = 0;
             if (vg__request_append_body(req, upload_data, n,
-                                        app->body_limit) != 0)
+                                        vg__body_limit(app, req)) != 0)
                 return MHD_NO;
-            /* Forms are decoded as they arrive (lib/engine/form_glue.c). */
+            /* Forms are decoded as they arrive (lib/engine/form_glue.c),
+             * which may find a form limit breached. */
             if (!req->body_too_large)
                 vg__form_glue_feed(req, conn, upload_data, n);
-            /* A chunked body with no declared length is read and dropped
-             * past the limit so that the 413 can be sent, but not forever. */
-            if (req->body_too_large &&
-                req->body_seen > 2ULL * app->body_limit + (1ULL << 20))
-                return MHD_NO;
+            if (req->body_too_large)
+                return vg__drain_too_large(req);
             return MHD_YES;
         }
-        return vg__dispatch(app, req, conn, url);
+        return vg__dispatch(app, req, conn);
     case VG__REQ_DISPATCHED:
         return vg__answer_resumed(req, conn);
     case VG__REQ_ANSWERED:

@@ -9,6 +9,7 @@
 
 #include "model/form.h"
 #include "model/request.h"
+#include "pipeline/limits.h"
 
 /* One field: name and value malloc'd and NUL-terminated; `len` is the
  * value's real length (a value may hold NUL bytes). */
@@ -22,6 +23,8 @@ struct vg__form {
     vg__field *fields;
     size_t n, cap;
     int err; /* 0, or why the body could not be decoded (-EBADMSG...) */
+    size_t files;                 /* file parts seen */
+    unsigned long long file_len;  /* bytes of the current one */
 };
 
 int vg__form_begin(vg_request *req)
@@ -80,6 +83,27 @@ static vg__field *vg__form_add(vg__form *form, const char *name)
     return f;
 }
 
+enum { VG__FORM_FIELDS, VG__FORM_FIELD_SIZE, VG__FORM_FILES,
+       VG__FORM_FILE_SIZE };
+
+/* The route's limit on the number or size of fields; without a route
+ * record (requests made by unit tests) the defaults. */
+static size_t vg__form_max(const vg_request *req, int which)
+{
+    const vg__limits *lim = req->limits;
+
+    switch (which) {
+    case VG__FORM_FIELDS:
+        return lim ? lim->fields : VG__DEFAULT_FIELDS;
+    case VG__FORM_FIELD_SIZE:
+        return lim ? lim->field_size : VG__DEFAULT_FIELD_SIZE;
+    case VG__FORM_FILES:
+        return lim ? lim->files : VG__DEFAULT_FILES;
+    default:
+        return lim ? lim->file_size : SIZE_MAX;
+    }
+}
+
 int vg__form_feed(vg_request *req, const char *name, const char *data,
                   uint64_t off, size_t size)
 {
@@ -88,6 +112,8 @@ int vg__form_feed(vg_request *req, const char *name, const char *data,
 
     if (form == NULL || form->err != 0)
         return -EBADMSG;
+    if (off == 0 && form->n >= vg__form_max(req, VG__FORM_FIELDS))
+        return -E2BIG;
     if (off == 0) {
         f = vg__form_add(form, name);
         if (f == NULL)
@@ -103,11 +129,31 @@ int vg__form_feed(vg_request *req, const char *name, const char *data,
     }
     if (size == 0)
         return 0;
+    if (size > vg__form_max(req, VG__FORM_FIELD_SIZE) - f->len)
+        return -E2BIG;
     if (vg__field_reserve(f, size) != 0)
         return -ENOMEM;
     memcpy(f->value + f->len, data, size);
     f->len += size;
     f->value[f->len] = '\0';
+    return 0;
+}
+
+int vg__form_count_file(vg_request *req, uint64_t off, size_t size)
+{
+    vg__form *form = req->form;
+
+    if (form == NULL || form->err != 0)
+        return -EBADMSG;
+    if (off == 0) {
+        if (form->files >= vg__form_max(req, VG__FORM_FILES))
+            return -E2BIG;
+        form->files++;
+        form->file_len = 0;
+    }
+    if (size > vg__form_max(req, VG__FORM_FILE_SIZE) - form->file_len)
+        return -E2BIG;
+    form->file_len += size;
     return 0;
 }
 

@@ -25,10 +25,17 @@ int vg__form_begin(vg_request *req);
 
 /* Stores a piece of field `name`'s value: `off` 0 starts a new field (a
  * repeated name is a new field too), a larger `off` continues the last one
- * (the PostProcessor splits long values). 0, -EBADMSG for a continuation
- * that does not fit, -ENOMEM. A form already marked bad takes nothing. */
+ * (the PostProcessor splits long values). 0, -E2BIG past the route's
+ * limits on the number of fields or the size of one (lib/pipeline/limits.h),
+ * -EBADMSG for a continuation that does not fit, -ENOMEM. A form already
+ * marked bad takes nothing. */
 int vg__form_feed(vg_request *req, const char *name, const char *data,
                   uint64_t off, size_t size);
+
+/* Counts a piece of a file part (`off` 0: a new file) against the route's
+ * limits on files and their size. 0, -E2BIG past them, -EBADMSG on a bad
+ * form. */
+int vg__form_count_file(vg_request *req, uint64_t off, size_t size);
 
 /* Marks the request's form as undecodable (`err` a negative errno: EBADMSG
  * for a malformed body); vg_request_form then fails with that errno. */

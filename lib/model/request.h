@@ -19,6 +19,7 @@ struct MHD_Connection;
 struct MHD_Response;
 struct vg__chain;
 struct vg__form;
+struct vg__limits;
 struct MHD_PostProcessor;
 
 /* A value attached with vg_request_set_data; lives in the arena. */
@@ -76,6 +77,9 @@ struct vg_request {
     struct MHD_Connection *conn;
     struct vg__conn *conn_ctx;  /* the engine's view of its connection */
     vg__req_state state;
+    unsigned head_status;       /* what routing the head found: 0 or 400/500 */
+    bool on_worker;             /* ...and whether a worker answers it */
+    unsigned long long breach_at; /* body_seen when a limit was breached */
 
     /* Resume arbitration: `suspended` is true from suspend until the one
      * thread that wins the right to resume clears it; the winner stores the
@@ -110,6 +114,9 @@ struct vg_request {
     struct MHD_PostProcessor *pp;
     bool form_started;          /* the glue looked at the Content-Type */
     bool form_urlencoded;       /* ...and found an urlencoded form */
+    /* The route's body and form limits (lib/pipeline/limits.c), set when
+     * the head is routed; NULL: the app's body limit and the defaults. */
+    const struct vg__limits *limits;
     json_t *json;
     bool json_done;
 
