@@ -739,6 +739,80 @@ int vg_map_body_limits(vg_app *app, const char *method, const char *pattern,
 /** @} */
 
 /* ------------------------------------------------------------------------ */
+/** @name Uploads
+ *
+ * On a route (or the routes of a group) set to stream uploads, the file
+ * parts of a `multipart/form-data` body (parts with a filename) are
+ * written to anonymous temporary files as the bytes arrive, through the
+ * same PostProcessor that decodes the text fields; memory stays a few
+ * buffers per request whatever the size. The files are `O_TMPFILE` files
+ * in the route's directory (or, where the filesystem lacks it, `mkstemp`
+ * files unlinked at once), mode 0600: they have no name unless
+ * vg_upload_save gives them one, and every file not saved disappears when
+ * the request ends, whether it completed, was refused (413) or its client
+ * left in the middle of the body (the token and the access log then say
+ * client_gone). Such a route keeps no raw body (vg_request_body is
+ * empty); its text fields are read with vg_request_form. The handler runs
+ * once the whole body is stored. A file that cannot be written (disk full)
+ * answers 500. Limits: vg_body_limits (files, file_size, body).
+ * @{
+ */
+
+/** One uploaded file, owned by its request; borrowed for the request's
+ *  life. */
+typedef struct vg_upload vg_upload;
+
+/**
+ * Streams the uploads of the route mapped for `method` and `pattern` to
+ * anonymous files in directory `dir` (NULL: $TMPDIR, else /tmp), which
+ * must exist and be writable now (checked here; the path is copied).
+ * Returns 0, -EINVAL, -ENOENT (no such route or directory, logged),
+ * -ENOTDIR, -EACCES, -EBUSY once started, -ENOMEM. The configuring thread.
+ */
+int vg_map_uploads(vg_app *app, const char *method, const char *pattern,
+                   const char *dir);
+/** The same for the group's routes and its nested groups' (a route's own
+ *  setting wins). Returns as vg_map_uploads. */
+int vg_group_set_uploads(vg_group *g, const char *dir);
+
+/** The first uploaded file of form field `name`, or NULL with errno
+ *  ENOENT (none, or a route that does not stream uploads) or EINVAL. Any
+ *  thread that may read the request. */
+const vg_upload *vg_request_upload(vg_request *req, const char *name);
+/** Calls `fn(upload, arg)` for every uploaded file in the order sent.
+ *  Stops at the first non-zero return of `fn` and returns it; 0 after the
+ *  last; -EINVAL for a NULL `req` or `fn`. Any thread that may read the
+ *  request. */
+int vg_request_uploads(vg_request *req,
+                       int (*fn)(const vg_upload *u, void *arg), void *arg);
+/** The form field's name the file came in. Borrowed. */
+const char *vg_upload_name(const vg_upload *u);
+/** The filename exactly as the client sent it, for display only: it may
+ *  hold "../", slashes or any bytes, and the library never uses it as a
+ *  path (the file on disk has no name). "" if the part had none. */
+const char *vg_upload_filename(const vg_upload *u);
+/** The part's Content-Type as sent, or NULL if it had none. Borrowed. */
+const char *vg_upload_content_type(const vg_upload *u);
+/** The file's size in bytes. */
+size_t vg_upload_size(const vg_upload *u);
+/** The file's descriptor, positioned at its start when the handler runs;
+ *  owned by the request (do not close it; dup it to keep it). Reading it
+ *  moves the shared offset: prefer pread. -1 for a NULL upload. */
+int vg_upload_fd(const vg_upload *u);
+/**
+ * Keeps the file at `path` (mode 0600), which must not exist: a link to
+ * the same inode where possible (linkat of the O_TMPFILE file through
+ * /proc/self/fd), else a copy (another filesystem, or the mkstemp
+ * fallback); a failed copy leaves nothing at `path`. The request's
+ * descriptor stays valid. Returns 0, -EEXIST, -EINVAL, or the failing
+ * call's negative errno (-ENOENT for a missing directory, -ENOSPC...).
+ * The handler's thread (it may block on a copy).
+ */
+int vg_upload_save(const vg_upload *u, const char *path);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
 /** @name Results
  *
  * A handler returns a new result and the library owns it from then on. A

@@ -26,6 +26,10 @@
 #include "engine/form_glue.h"
 #include "model/form.h"
 #include "model/request.h"
+#include "model/upload.h"
+#include "pipeline/limits.h"
+#include "app.h"
+#include "core/log.h"
 
 /* The PostProcessor's working buffer: a multipart part's headers and an
  * urlencoded name must fit in it (MHD refuses boundaries longer than half
@@ -46,6 +50,35 @@ static bool vg__media_is(const char *ctype, const char *type)
            ctype[n] == '\t';
 }
 
+bool vg__form_glue_streams(const vg_request *req)
+{
+    return req->limits != NULL && req->limits->uploads == 1;
+}
+
+/* Writes a piece of a file part to its temporary file (lib/model/upload.c),
+ * starting the file at its first piece. A failure to store is the
+ * server's, not the body's: the answer will be 500. */
+static int vg__form_store(vg_request *req, const char *key,
+                          const char *filename, const char *content_type,
+                          const char *data, uint64_t off, size_t size)
+{
+    int rc = 0;
+
+    if (off == 0)
+        rc = vg__upload_begin(req, req->limits->upload_dir, key, filename,
+                              content_type);
+    if (rc == 0 && size > 0)
+        rc = vg__upload_write(req, data, size);
+    if (rc != 0) {
+        req->store_failed = true;
+        vg__logf(&req->app->log, VG_LOG_ERROR,
+                 "%s %s: cannot store an upload in %s: %s", req->method,
+                 req->path ? req->path : "", req->limits->upload_dir,
+                 strerror(-rc));
+    }
+    return rc;
+}
+
 /* The PostProcessor's callback: one piece of one field. File parts (those
  * with a filename) are not form fields. */
 static enum MHD_Result vg__form_piece(void *cls, enum MHD_ValueKind kind,
@@ -61,9 +94,12 @@ static enum MHD_Result vg__form_piece(void *cls, enum MHD_ValueKind kind,
     (void)kind;
     (void)content_type;
     (void)transfer_encoding;
-    if (filename != NULL)
+    if (filename != NULL) {
         rc = vg__form_count_file(req, off, size);
-    else
+        if (rc == 0 && vg__form_glue_streams(req))
+            rc = vg__form_store(req, key, filename, content_type, data, off,
+                                size);
+    } else
         rc = vg__form_feed(req, key != NULL ? key : "", data, off, size);
     if (rc == 0)
         return MHD_YES;
@@ -109,7 +145,7 @@ void vg__form_glue_feed(vg_request *req, struct MHD_Connection *conn,
         /* Malformed, or the callback refused: stop decoding, but keep
          * reading the body (the handler may still want it raw). */
         vg__form_fail(req, -EBADMSG);
-        vg__form_glue_drop(req);
+        vg__form_glue_discard(req);
     }
 }
 
@@ -132,6 +168,7 @@ void vg__form_glue_finish(vg_request *req, struct MHD_Connection *conn)
         vg__form_fail(req, -EBADMSG);
     if (pp != NULL && MHD_destroy_post_processor(pp) != MHD_YES)
         vg__form_fail(req, -EBADMSG);
+    vg__uploads_done(req);
 }
 
 void vg__form_glue_drop(vg_request *req)
@@ -141,4 +178,13 @@ void vg__form_glue_drop(vg_request *req)
     req->pp = NULL;
     if (pp != NULL)
         (void)MHD_destroy_post_processor(pp);
+}
+
+void vg__form_glue_discard(vg_request *req)
+{
+    vg__form_glue_drop(req);
+    /* Before dispatch nobody else holds the files: they vanish now rather
+     * than when the request is freed. */
+    vg__uploads_free(req->uploads);
+    req->uploads = req->upload_last = NULL;
 }

@@ -5,11 +5,16 @@
 #ifndef VG_FORM_GLUE_H
 #define VG_FORM_GLUE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "volga.h"
 
 struct MHD_Connection;
+
+/* Whether the request's route streams file parts to disk (vg_map_uploads):
+ * the raw body is then not kept. */
+bool vg__form_glue_streams(const vg_request *req);
 
 /* Feeds a piece of the body (the first piece also decides, from the
  * Content-Type, whether the body is a form at all). */
@@ -20,5 +25,9 @@ void vg__form_glue_feed(vg_request *req, struct MHD_Connection *conn,
 void vg__form_glue_finish(vg_request *req, struct MHD_Connection *conn);
 /* The request ended, maybe in the middle of its body: drops the decoder. */
 void vg__form_glue_drop(vg_request *req);
+
+/* Drops the decoder and the request's uploads (closed: unsaved files
+ * vanish). Only before dispatch, while no handler can hold them. */
+void vg__form_glue_discard(vg_request *req);
 
 #endif

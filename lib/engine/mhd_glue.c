@@ -786,7 +786,8 @@ static size_t vg__body_limit(const vg_app *app, const vg_request *req)
  * the 413 can still be sent. */
 #define VG__DRAIN_MAX (1024 * 1024)
 
-/* A limit was breached: what was kept of the body and its form goes now,
+/* A limit was breached (or an upload could not be stored): what was kept
+ * of the body and its form goes now,
  * nothing more is stored or decoded. libmicrohttpd 0.9.75 cannot queue an
  * answer before the body is over (MHD_queue_response refuses while upload
  * data is still due), so the rest is read and dropped, and the 413 goes
@@ -794,7 +795,7 @@ static size_t vg__body_limit(const vg_app *app, const vg_request *req)
  * without an answer rather than reading on. */
 static enum MHD_Result vg__drain_too_large(vg_request *req)
 {
-    vg__form_glue_drop(req);
+    vg__form_glue_discard(req);
     if (req->breach_at == 0)
         req->breach_at = req->body_seen;
     return req->body_seen - req->breach_at > VG__DRAIN_MAX ? MHD_NO : MHD_YES;
@@ -810,6 +811,10 @@ static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
     if (req->body_too_large)
         return vg__answer_now(req, conn, MHD_HTTP_CONTENT_TOO_LARGE,
                               "request body too large",
+                              MHD_HTTP_HEADER_CONNECTION, "close");
+    if (req->store_failed)
+        return vg__answer_now(req, conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                              "upload could not be stored",
                               MHD_HTTP_HEADER_CONNECTION, "close");
     vg__form_glue_finish(req, conn);
     status = req->head_status;
@@ -950,14 +955,17 @@ static enum MHD_Result vg__on_access(void *cls, struct MHD_Connection *conn,
         if (*upload_data_size != 0) {
             size_t n = *upload_data_size;
             *upload_data_size = 0;
-            if (vg__request_append_body(req, upload_data, n,
-                                        vg__body_limit(app, req)) != 0)
+            /* An uploads route keeps no raw body: its files go to disk. */
+            if (vg__form_glue_streams(req))
+                vg__request_count_body(req, n, vg__body_limit(app, req));
+            else if (vg__request_append_body(req, upload_data, n,
+                                             vg__body_limit(app, req)) != 0)
                 return MHD_NO;
             /* Forms are decoded as they arrive (lib/engine/form_glue.c),
              * which may find a form limit breached. */
             if (!req->body_too_large)
                 vg__form_glue_feed(req, conn, upload_data, n);
-            if (req->body_too_large)
+            if (req->body_too_large || req->store_failed)
                 return vg__drain_too_large(req);
             return MHD_YES;
         }

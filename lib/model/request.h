@@ -117,6 +117,11 @@ struct vg_request {
     /* The route's body and form limits (lib/pipeline/limits.c), set when
      * the head is routed; NULL: the app's body limit and the defaults. */
     const struct vg__limits *limits;
+    /* Files streamed to disk (lib/model/upload.c), in the order sent;
+     * `upload_last` takes the writes. `store_failed`: one could not be
+     * written (the answer is then 500). */
+    vg_upload *uploads, *upload_last;
+    bool store_failed;
     json_t *json;
     bool json_done;
 
@@ -194,5 +199,8 @@ int vg__request_each_response_header(vg_request *req,
  * more. 0 or -ENOMEM. */
 int vg__request_append_body(vg_request *req, const char *data, size_t len,
                             size_t limit);
+/* Counts upload data that is not kept (an uploads route streams it to
+ * disk); past `limit` marks body_too_large. */
+void vg__request_count_body(vg_request *req, size_t len, size_t limit);
 
 #endif

@@ -7,10 +7,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include "app.h"
 #include "pipeline/group.h"
 #include "pipeline/limits.h"
+#include "core/log.h"
 
 typedef struct {
     const vg_group *g;
@@ -271,4 +274,87 @@ void vg__limits_free(vg_app *app)
     free(reg->groups);
     free(reg);
     app->pipe.limits = NULL;
+}
+
+/* ---- Uploads ---- */
+
+/* A copy of `dir` owned by the registry, after checking that it is a
+ * directory we may write in: a mistake shows at configuration, not at the
+ * first upload. NULL dir: $TMPDIR, else /tmp. */
+static const char *vg__upload_dir(vg_app *app, const char *dir, int *rc)
+{
+    struct vg__limits_reg *reg = vg__reg(app);
+    struct stat st;
+    char *copy;
+
+    if (dir == NULL) {
+        dir = getenv("TMPDIR");
+        if (dir == NULL || dir[0] == '\0')
+            dir = "/tmp";
+    }
+    if (stat(dir, &st) != 0)
+        *rc = -errno;
+    else if (!S_ISDIR(st.st_mode))
+        *rc = -ENOTDIR;
+    else if (access(dir, W_OK | X_OK) != 0)
+        *rc = -errno;
+    else
+        *rc = 0;
+    if (*rc != 0) {
+        vg__logf(&app->log, VG_LOG_ERROR,
+                 "cannot stream uploads to %s: %s", dir, strerror(-*rc));
+        return NULL;
+    }
+    copy = reg ? strdup(dir) : NULL;
+    if (copy == NULL ||
+        vg__grow((void **)&reg->dirs, &reg->ndirs, sizeof copy, &copy) != 0) {
+        free(copy);
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    *rc = 0;
+    return copy;
+}
+
+int vg_group_set_uploads(vg_group *g, const char *dir)
+{
+    vg__limits *own;
+    const char *copy;
+    int rc = g ? vg__limits_configurable(g->app) : -EINVAL;
+
+    if (rc != 0)
+        return rc;
+    copy = vg__upload_dir(g->app, dir, &rc);
+    if (copy == NULL)
+        return rc;
+    own = vg__group_own(g->app->pipe.limits, g, true);
+    if (own == NULL)
+        return -ENOMEM;
+    own->uploads = 1;
+    own->upload_dir = copy;
+    return 0;
+}
+
+int vg_map_uploads(vg_app *app, const char *method, const char *pattern,
+                   const char *dir)
+{
+    vg__limits *own;
+    const char *copy;
+    int rc = vg__limits_configurable(app);
+
+    if (rc != 0)
+        return rc;
+    own = vg__route_record(app, method, pattern, &rc);
+    if (own == NULL) {
+        vg__logf(&app->log, VG_LOG_ERROR, "cannot stream uploads of %s %s: %s",
+                 method ? method : "(null)", pattern ? pattern : "(null)",
+                 rc == -ENOENT ? "no such route" : strerror(-rc));
+        return rc;
+    }
+    copy = vg__upload_dir(app, dir, &rc);
+    if (copy == NULL)
+        return rc;
+    own->uploads = 1;
+    own->upload_dir = copy;
+    return 0;
 }
