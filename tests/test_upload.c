@@ -511,9 +511,13 @@ START_TEST(a_gigabyte_upload_streams_in_bounded_memory)
 {
 #ifdef HAVE_NETTLE
     const char *scale = getenv("VG_TIME_SCALE");
-    /* Under sanitizers and valgrind (VG_TIME_SCALE > 1) 128 MiB make the
-     * same point in a tenth of the time. */
-    unsigned long long size = scale && atoi(scale) > 1 ? 128ULL << 20 : 1ULL << 30;
+    /* Under sanitizers (VG_TIME_SCALE > 1) 128 MiB make the same point in
+     * a tenth of the time, under valgrind (20) 32 MiB; valgrind's own
+     * memory grows as it translates code, so there only the SHA-256 and
+     * the leak check are asserted, not the RSS. */
+    int s = scale ? atoi(scale) : 1;
+    unsigned long long size = s >= 10 ? 32ULL << 20
+                              : s > 1 ? 128ULL << 20 : 1ULL << 30;
     vg_body_limits lim = {.body = (size_t)size + 4096};
     vg_app *app = tu_app_new();
     gen g;
@@ -567,8 +571,9 @@ START_TEST(a_gigabyte_upload_streams_in_bounded_memory)
     snprintf(want, sizeof want, "%llu %s", size, sent);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, want);
-    ck_assert_msg(after - before < 8 * 1024,
-                  "RSS grew by %ld KiB during the upload", after - before);
+    if (s < 10)
+        ck_assert_msg(after - before < 8 * 1024,
+                      "RSS grew by %ld KiB during the upload", after - before);
     fprintf(stderr, "upload of %llu MiB in %.0f ms: peak RSS %ld -> %ld KiB\n",
             size >> 20, ms, before, after);
     tu_response_free(&r);
