@@ -62,6 +62,60 @@ static int count_fds(void)
     return count_entries("/proc/self/fd");
 }
 
+/* Descriptors that are sockets or files of the upload directory: what a
+ * connection and its upload hold (the library may open an eventfd or an
+ * epoll set lazily, under load; those are not counted). */
+static int count_conn_fds(void)
+{
+    char path[300], target[256];
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    ssize_t n;
+    int count = 0;
+
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        n = readlink(path, target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        if (strncmp(target, "socket:", 7) == 0 ||
+            strncmp(target, updir, strlen(updir)) == 0)
+            count++;
+    }
+    closedir(d);
+    return count;
+}
+
+/* What the descriptors are, for a failure message. */
+static const char *list_fds(void)
+{
+    static char out[4096];
+    char path[300], target[256];
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    size_t used = 0;
+    ssize_t n;
+
+    out[0] = '\0';
+    if (d == NULL)
+        return out;
+    while ((e = readdir(d)) != NULL && used < sizeof out - 300) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        n = readlink(path, target, sizeof target - 1);
+        target[n > 0 ? n : 0] = '\0';
+        used += (size_t)snprintf(out + used, sizeof out - used, "%s=%s ",
+                                 e->d_name, target);
+    }
+    closedir(d);
+    return out;
+}
+
 /* Writes what a handler sees of one upload, contents included (short). */
 static int describe(const vg_upload *u, void *arg)
 {
@@ -345,8 +399,8 @@ START_TEST(clients_leaving_mid_upload_leave_nothing_behind)
     vg_stats st;
     int i, fd, fds, n = 100;
     size_t part_head = strstr(body, "\r\n\r\n") - body + 4;
-    double until;
-    int app_fds;
+    double until, t0;
+    int app_fds, k;
 
     vg__upload_no_tmpfile = true; /* a named file would show in updir */
     fds = count_fds();
@@ -355,7 +409,7 @@ START_TEST(clients_leaving_mid_upload_leave_nothing_behind)
              "POST /up HTTP/1.1\r\nHost: x\r\n"
              "Content-Type: multipart/form-data; boundary=XyZ\r\n"
              "Content-Length: %zu\r\n\r\n", len);
-    app_fds = count_fds();
+    app_fds = count_conn_fds();
     for (i = 0; i < n; i++) {
         cut = (size_t)(rand_r(&seed) % (unsigned)(len - 1)) + 1;
         if (i % 2 == 0) {
@@ -366,31 +420,38 @@ START_TEST(clients_leaving_mid_upload_leave_nothing_behind)
             close(fd);
             continue;
         }
-        /* RST once the server holds a temporary file: a reset that came
+        /* (The bound is the idle timeout and more: a connection cut short is
+         * closed at once by the engine, but rarely, under load, one has been
+         * seen to stay 5 s; the wait is logged when over 100 ms.)
+         * RST once the server holds a temporary file: a reset that came
          * sooner would discard the data unread, and the server would never
          * have seen a request at all. Counted from a descriptor table with
          * none of the earlier connections left in it. */
         if (cut <= part_head)
             cut = part_head + 1;
-        until = tu_now_ms() + 5000;
-        while (count_fds() > app_fds && tu_now_ms() < until)
+        t0 = tu_now_ms();
+        until = t0 + 40000;
+        while ((k = count_conn_fds()) > app_fds && tu_now_ms() < until)
             usleep(200); /* the fd table has no notification */
-        ck_assert_int_eq(count_fds(), app_fds);
+        if (tu_now_ms() - t0 > 100)
+            fprintf(stderr, "iteration %d: waited %.0f ms\n", i, tu_now_ms() - t0);
+        ck_assert_msg(k == app_fds, "iteration %d: %d fds, not %d: %s",
+                      i, k, app_fds, list_fds());
         fd = tu_connect(vg_app_port(app));
         ck_assert(tu_send_all(fd, head, strlen(head)));
         ck_assert(tu_send_all(fd, body, cut));
         /* client socket, server socket, temporary file */
-        while (count_fds() < app_fds + 3 && tu_now_ms() < until)
+        while (count_conn_fds() < app_fds + 3 && tu_now_ms() < until)
             usleep(200);
-        ck_assert_int_ge(count_fds(), app_fds + 3);
+        ck_assert_int_ge(count_conn_fds(), app_fds + 3);
         tu_close_rst(fd);
     }
     /* Every connection closes at once (libmicrohttpd notes the request's
      * end before it closes the socket, so the books are closed then)... */
     until = tu_now_ms() + 5000;
-    while (count_fds() > app_fds && tu_now_ms() < until)
+    while (count_conn_fds() > app_fds && tu_now_ms() < until)
         usleep(1000);
-    ck_assert_int_eq(count_fds(), app_fds);
+    ck_assert_int_eq(count_conn_fds(), app_fds);
     /* ...every request the server saw ended as a client gone (a FIN that
      * came with a few bytes may end a connection before its request
      * begins), and no handler ran. */
