@@ -17,7 +17,7 @@ cd "$(dirname "$0")"
 # links a static consumer with it).
 BUILD_PKGS=(build-essential autoconf automake libtool pkg-config
             libmicrohttpd-dev libjansson-dev)
-TEST_PKGS=(check libcurl4-openssl-dev nettle-dev curl clang libclang-rt-dev valgrind python3
+TEST_PKGS=(check libcurl4-openssl-dev nettle-dev curl clang libclang-rt-dev valgrind python3 python3-requests
            doxygen libunistring-dev nginx chromium)
 # The load generator, and the peers bench/run-suite compares libvolga with
 # (optional: the suite skips a peer that is missing).

@@ -1,6 +1,6 @@
 /* test_upload.c - multipart file parts streamed to anonymous temporary
- * files (vg_map_uploads, vg_request_upload, vg_upload_*): contents, names
- * as sent, saving, limits, nothing left behind when a client leaves in the
+ * files (vg_map_uploads, vg_request_upload, vg_upload_*) as libcurl and
+ * Python's requests send them: contents, names as sent, saving, limits, nothing left behind when a client leaves in the
  * middle, and a 1 GiB upload in bounded memory with its SHA-256 checked. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -295,6 +295,54 @@ static tu_response post_raw(vg_app *app, const char *body)
                        NULL};
     return tu_request(vg_app_port(app), "POST", "/up", body, strlen(body), h);
 }
+
+/* What Python's requests sends for files=[...] and data={...}: urllib3
+ * builds the multipart body (its own boundary, quoting and part order). */
+static const char py_client[] =
+    "import sys, requests\n"
+    "r = requests.post(sys.argv[1], data={'note': 'from python'},\n"
+    "    files=[('keep', ('p\u00e9.txt', b'python file', 'text/plain')),\n"
+    "           ('other', ('empty.bin', b''))], timeout=10)\n"
+    "sys.stdout.write(str(r.status_code) + '\\n' + r.text)\n";
+
+START_TEST(python_requests_multipart_is_streamed)
+{
+    vg_app *app;
+    char url[64], out[2048];
+    char *argv[] = {(char *)"/usr/bin/python3", (char *)"-c",
+                    (char *)py_client, url, NULL};
+    int pipefd[2], status;
+    size_t got = 0;
+    ssize_t n;
+    pid_t pid;
+
+    ck_assert_msg(access(argv[0], X_OK) == 0 &&
+                  system("/usr/bin/python3 -c 'import requests' 2>/dev/null") == 0,
+                  "python3 and python3-requests are needed (dev.sh installs them)");
+    app = upload_app(NULL);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/up", (unsigned)vg_app_port(app));
+    ck_assert_int_eq(pipe(pipefd), 0);
+    pid = tu_spawn(argv, -1, pipefd[1], 2);
+    ck_assert_int_gt(pid, 0);
+    close(pipefd[1]);
+    while (got < sizeof out - 1 &&
+           (n = read(pipefd[0], out + got, sizeof out - 1 - got)) > 0)
+        got += (size_t)n;
+    out[got] = '\0';
+    close(pipefd[0]);
+    ck_assert(tu_wait_exit(pid, 20000, &status));
+    ck_assert_int_eq(status, 0);
+    /* The first file is saved too (savedir/kept): a link of its inode. */
+    ck_assert_str_eq(out, "200\n"
+                          "note=from python body=0\n"
+                          "keep|p\xc3\xa9.txt|text/plain|11|python file\n"
+                          "other|empty.bin|-|0|\n"
+                          "save=0\nagain=-17\n");
+    ck_assert_int_eq(count_entries(updir), 0);
+    vg_app_free(app);
+    remove_dirs();
+}
+END_TEST
 
 START_TEST(filenames_are_kept_as_sent_and_never_used_as_paths)
 {
@@ -662,6 +710,7 @@ static Suite *upload_suite(void)
     tcase_add_test(tc, files_are_streamed_saved_and_the_rest_vanish_mkstemp_fallback);
     tcase_add_test(tc, routes_without_uploads_have_none);
     tcase_add_test(tc, filenames_are_kept_as_sent_and_never_used_as_paths);
+    tcase_add_test(tc, python_requests_multipart_is_streamed);
     tcase_add_test(tc, upload_limits_remove_the_files_and_answer_413);
     tcase_add_test(tc, clients_leaving_mid_upload_leave_nothing_behind);
     suite_add_tcase(s, tc);
