@@ -438,6 +438,18 @@ static char *one_file_body(size_t size, size_t *len)
     return body;
 }
 
+static atomic_int ended_gone, ended_other;
+
+/* What the access log would say of each request: its cancel reason. */
+static void count_ends(const vg_completion *c, void *arg)
+{
+    (void)arg;
+    if (c->cancelled == VG_CANCEL_CLIENT_GONE)
+        atomic_fetch_add(&ended_gone, 1);
+    else
+        atomic_fetch_add(&ended_other, 1);
+}
+
 START_TEST(clients_leaving_mid_upload_leave_nothing_behind)
 {
     vg_app *app;
@@ -452,7 +464,15 @@ START_TEST(clients_leaving_mid_upload_leave_nothing_behind)
 
     vg__upload_no_tmpfile = true; /* a named file would show in updir */
     fds = count_fds();
-    app = upload_app(NULL);
+    app = tu_app_new();
+    make_dirs();
+    atomic_store(&handled, 0);
+    atomic_store(&ended_gone, 0);
+    atomic_store(&ended_other, 0);
+    ck_assert_int_eq(vg_map_post(app, "/up", on_upload, NULL), 0);
+    ck_assert_int_eq(vg_map_uploads(app, "POST", "/up", updir), 0);
+    ck_assert_int_eq(vg_app_on_complete(app, count_ends, NULL), 0);
+    tu_start(app);
     snprintf(head, sizeof head,
              "POST /up HTTP/1.1\r\nHost: x\r\n"
              "Content-Type: multipart/form-data; boundary=XyZ\r\n"
@@ -506,6 +526,9 @@ START_TEST(clients_leaving_mid_upload_leave_nothing_behind)
     vg_app_stats(app, &st);
     ck_assert_uint_ge(st.requests, (unsigned long long)n / 2);
     ck_assert_uint_eq(st.cancelled_client_gone, st.requests);
+    /* The completion hooks (the access log is one) say client_gone too. */
+    ck_assert_int_eq(atomic_load(&ended_gone), (int)st.requests);
+    ck_assert_int_eq(atomic_load(&ended_other), 0);
     ck_assert_uint_eq(st.in_flight, 0);
     ck_assert_int_eq(atomic_load(&handled), 0);
     ck_assert_int_eq(count_entries(updir), 0);
