@@ -12,6 +12,8 @@
  *   2  multipart/form-data; boundary=<the input up to its first '\n'>
  *      (CR, LF and NUL dropped so that the head stays one header)
  *   3  text/plain (not a form)
+ *   4  multipart/form-data; boundary=XyZ to /u, a route that streams file
+ *      parts to anonymous files (vg_map_uploads) in a temporary directory
  * and the rest is the body, sent with its Content-Length on a fresh
  * loopback connection; the answer is read until the server closes.
  *
@@ -19,8 +21,10 @@
  * otherwise: a form type gives 0 or -EBADMSG from vg_request_form_each and
  * never -ENOENT, text/plain gives -ENOENT; every value is NUL-terminated
  * at its length; vg_request_form(name) is the value of the first field of
- * that name; vg_request_form and the iterator agree on a bad form. The
- * server must close within HANG_MS (5 s).
+ * that name; vg_request_form and the iterator agree on a bad form; on /u
+ * every upload's descriptor holds exactly vg_upload_size bytes, and the
+ * directory stays empty (the files are never named). The server must
+ * close within HANG_MS (5 s).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -34,7 +38,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +51,7 @@
 
 static vg_app *app;
 static unsigned short port;
+static char updir[] = "/tmp/volga-fuzz-form-XXXXXX";
 
 static void quiet(vg_log_level level, const char *msg, void *arg)
 {
@@ -117,6 +124,41 @@ static vg_result *h_form(vg_request *req, void *arg)
     return vg_textf("%d %zu\n", rc, w.n);
 }
 
+static int check_upload(const vg_upload *u, void *arg)
+{
+    struct stat st;
+
+    (void)arg;
+    check(vg_upload_filename(u) != NULL && vg_upload_name(u) != NULL,
+          "an upload without names");
+    check(fstat(vg_upload_fd(u), &st) == 0 &&
+              (size_t)st.st_size == vg_upload_size(u),
+          "an upload's file does not hold its size");
+    return 0;
+}
+
+static vg_result *h_upload(vg_request *req, void *arg)
+{
+    DIR *d;
+    struct dirent *e;
+    int rc = vg_request_uploads(req, check_upload, NULL);
+
+    (void)arg;
+    check(rc == 0, "vg_request_uploads failed");
+    d = opendir(updir);
+    check(d != NULL, "the upload directory is gone");
+    while ((e = readdir(d)) != NULL)
+        check(e->d_name[0] == '.', "a named file in the upload directory");
+    closedir(d);
+    return h_form(req, arg);
+}
+
+/* The directory goes with the process (it is empty: nothing is named). */
+static void remove_updir(void)
+{
+    rmdir(updir);
+}
+
 static void must(int rc, const char *what)
 {
     if (rc != 0) {
@@ -139,6 +181,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     must(vg_app_set_idle_timeout(app, 30), "idle timeout");
     must(vg_map_post(app, "/f", h_form, NULL), "map");
     must(vg_map_inline(app, "POST", "/f", true), "inline");
+    if (mkdtemp(updir) == NULL) {
+        perror("fuzz_form: mkdtemp");
+        abort();
+    }
+    atexit(remove_updir);
+    must(vg_map_post(app, "/u", h_upload, NULL), "map /u");
+    must(vg_map_inline(app, "POST", "/u", true), "inline /u");
+    must(vg_map_uploads(app, "POST", "/u", updir), "uploads /u");
     must(vg_app_start(app), "start");
     port = vg_app_port(app);
     return 0;
@@ -196,7 +246,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size == 0)
         return 0;
-    kind = data[0] % 4;
+    kind = data[0] % 5;
     body = (const char *)data + 1;
     blen = size - 1;
     switch (kind) {
@@ -204,6 +254,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         snprintf(ctype, sizeof ctype, "application/x-www-form-urlencoded");
         break;
     case 1:
+    case 4:
         snprintf(ctype, sizeof ctype, "multipart/form-data; boundary=XyZ");
         break;
     case 2:
@@ -223,9 +274,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     snprintf(head, sizeof head,
-             "POST /f HTTP/1.1\r\nHost: f\r\nConnection: close\r\n"
+             "POST /%s HTTP/1.1\r\nHost: f\r\nConnection: close\r\n"
              "X-Kind: %u\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n",
-             kind, ctype, blen);
+             kind == 4 ? "u" : "f", kind, ctype, blen);
     fd = socket(AF_INET, SOCK_STREAM, 0);
     check(fd >= 0, "socket");
     memset(&sa, 0, sizeof sa);
