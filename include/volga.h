@@ -752,7 +752,9 @@ int vg_map_body_limits(vg_app *app, const char *method, const char *pattern,
  * the request ends, whether it completed, was refused (413) or its client
  * left in the middle of the body (the token and the access log then say
  * client_gone). Such a route keeps no raw body (vg_request_body is
- * empty); its text fields are read with vg_request_form. The handler runs
+ * empty); its text fields are read with vg_request_form and are kept in
+ * memory, so their limits (`fields`, `field_size`) bound what a request
+ * can make the server hold. The handler runs
  * once the whole body is stored. A file that cannot be written (disk full)
  * answers 500. Limits: vg_body_limits (files, file_size, body).
  * @{
