@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # dev.sh - the two set-up commands of libvolga on a fresh Debian machine.
 #
-#   ./dev.sh hello   build everything, then start samples/hello on localhost:7878
+#   ./dev.sh hello [ADDR]  build everything, then start samples/hello on ADDR
+#                          (default localhost:7878)
 #   ./dev.sh check   build everything and run the whole test suite
 #   ./dev.sh bench   build everything and run bench/run-suite (about 6 min)
 #
@@ -14,17 +15,20 @@ cd "$(dirname "$0")"
 # Packages to build the library and samples, and to run the tests
 # (doxygen: make doc; libunistring-dev: `pkg-config --static` of
 # libmicrohttpd names -lunistring, through GnuTLS, and tests/install-check
-# links a static consumer with it).
+# links a static consumer with it; postgresql and libpq-dev: libvolga-pq and
+# its tests, which start a private server of their own).
 BUILD_PKGS=(build-essential autoconf automake libtool pkg-config
-            libmicrohttpd-dev libjansson-dev)
-TEST_PKGS=(check libcurl4-openssl-dev nettle-dev curl clang libclang-rt-dev valgrind python3 python3-requests
-           doxygen libunistring-dev nginx chromium)
+            libmicrohttpd-dev libjansson-dev nettle-dev)
+TEST_PKGS=(check libcurl4-openssl-dev curl clang libclang-rt-dev valgrind python3 python3-requests
+           doxygen libunistring-dev nginx chromium
+           postgresql libpq-dev)
 # The load generator, and the peers bench/run-suite compares libvolga with
 # (optional: the suite skips a peer that is missing).
 # Not libulfius-dev: it depends on libcurl4-gnutls-dev, which would remove
 # the tests' libcurl4-openssl-dev; bench/run-suite fetches its headers.
 BENCH_PKGS=(wrk curl iproute2)
-PEER_PKGS=(libulfius2.7 liborcania-dev libyder-dev zlib1g-dev golang-go nodejs)
+PEER_PKGS=(libulfius2.7 liborcania-dev libyder-dev zlib1g-dev golang-go nodejs
+           golang-github-lib-pq-dev)
 
 log() { printf '==> %s\n' "$*"; }
 
@@ -45,17 +49,16 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 }
 
-# Configures (once) and builds in build/ with warnings as errors.
+# Configures and builds in build/ with warnings as errors. build/ is
+# configured again whenever what configure would find has changed (a package
+# installed since, e.g. Check by `dev.sh check` after `dev.sh hello`):
+# tests/configure-dir keeps the fingerprint.
 build() {
     if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then
         log "autoreconf"
         mkdir -p m4 && autoreconf -fi
     fi
-    mkdir -p build
-    if [ ! -f build/Makefile ] || [ configure -nt build/Makefile ]; then
-        log "configure (in build/)"
-        (cd build && ../configure --enable-werror -q)
-    fi
+    tests/configure-dir build --enable-werror
     log "make"
     make -C build -j"$(nproc)"
 }
@@ -64,8 +67,9 @@ case "${1:-}" in
 hello)
     ensure_packages "${BUILD_PKGS[@]}"
     build
-    log "starting samples/hello on localhost:7878 (Ctrl-C stops it)"
-    exec ./build/samples/hello localhost:7878
+    addr=${2:-localhost:7878}
+    log "starting samples/hello on $addr (Ctrl-C stops it)"
+    exec ./build/samples/hello "$addr"
     ;;
 check)
     ensure_packages "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"
@@ -78,7 +82,7 @@ bench)
     BUILD=build exec bench/run-suite
     ;;
 *)
-    echo "usage: $0 hello|check|bench" >&2
+    echo "usage: $0 hello [ADDR]|check|bench" >&2
     exit 2
     ;;
 esac

@@ -125,8 +125,9 @@ void vg_log_stderr(vg_log_level level, const char *msg, void *arg);
  * Routes the app's messages at `max_level` and below to `fn` (NULL: discard
  * them). The default is vg_log_stderr up to VG_LOG_WARN. At VG_LOG_INFO the
  * app also writes one access-log line per request when it completes:
- * "GET /path?q 200 0.153 ms", with " cancelled: client_gone" (or another
- * reason) appended when the request's token fired; "-" stands for a status
+ * "GET /path?q 200 0.153 ms", with " id=ID" when the response carries an
+ * X-Request-Id (vg_app_use_request_id), then " cancelled: client_gone" (or
+ * another reason) when the request's token fired; "-" stands for a status
  * never sent. Returns 0, -EINVAL or -EBUSY once started. Thread: the
  * configuring thread.
  */
@@ -384,7 +385,10 @@ int vg_map_inline(vg_app *app, const char *method, const char *pattern,
  *
  * The library's own answers to routing misses (404, 405, OPTIONS on a
  * routed path, OPTIONS *) and the fallback pass through the app's filters
- * and middleware too (not through any group's). With no app middleware
+ * and middleware too (not through any group's), except a CORS preflight
+ * (OPTIONS with Access-Control-Request-Method) on a path without an
+ * OPTIONS route: it passes through the chain of the route it asks about,
+ * so that a group's filters see preflights for the group's routes. With no app middleware
  * they are answered at once on an event thread; with some they run
  * on a worker like a handler, so that no middleware ever runs on
  * an event thread unless its route is inline.
@@ -494,8 +498,9 @@ int vg_app_set_fallback(vg_app *app, vg_handler fn, void *arg);
 
 /**
  * Builds the answer to an error the library gives itself: 400 (a malformed
- * request), 404, 405, 413, 415, 431 where libmicrohttpd lets it, 429, 500
- * (a handler returned NULL), 503 (busy, or shutting down), 504 (deadline).
+ * request: README "Conformance"), 404, 405, 413, 415, 431 where
+ * libmicrohttpd lets it, 429, 500 (a handler returned NULL), 501 (an
+ * over-long method no route maps), 503 (busy, or shutting down), 504 (deadline).
  * `detail` is a short static English text ("not found"); `req` is borrowed
  * for the call, and for errors found before the request was parsed its
  * path is NULL (method and vg_request_target are set). The status of what
@@ -584,7 +589,11 @@ const char *vg_request_param(const vg_request *req, const char *name);
 /** The decoded value of query argument `name` (first one wins); "" for a
  *  bare `?name`; NULL if absent. */
 const char *vg_request_query(const vg_request *req, const char *name);
-/** The value of header `name`, matched case-insensitively, or NULL. */
+/** The value of header `name`, matched case-insensitively (the first field
+ *  of that name), or NULL. Several `Cookie` fields (as HTTP/2 gateways send
+ *  them) give one value, every field's joined with "; ". For an
+ *  absolute-form target ("GET http://host/p HTTP/1.1") `Host` is the
+ *  target's authority. Borrowed for the request's life. */
 const char *vg_request_header(const vg_request *req, const char *name);
 /** The body and its length (`len` may be NULL); never NULL: an empty body is
  *  "" with length 0. The bytes are followed by a NUL not counted in len. */
@@ -612,7 +621,8 @@ int vg_request_headers(const vg_request *req,
  *  IPv4-mapped IPv6 peer is shown as IPv4), or NULL if unknown. Borrowed
  *  for the request's life. Any thread that may read the request. */
 const char *vg_request_client_addr(const vg_request *req);
-/** The request-target exactly as sent ("/users/7?x=1"). */
+/** The request-target exactly as sent ("/users/7?x=1"; an absolute-form
+ *  "http://host/users/7" stays so, while vg_request_path gives its path). */
 const char *vg_request_target(const vg_request *req);
 /** The pattern of the route that matched, as it was mapped (a group's
  *  prefix included: "/api/v1/users/{id}"), or NULL when no route matched
@@ -966,7 +976,9 @@ int vg_sse_retry(vg_stream *s, unsigned ms);
  * thread. A request's token is cancelled by the library: with
  * VG_CANCEL_CLIENT_GONE on an event thread, VG_CANCEL_TIMEOUT on the
  * watcher thread, VG_CANCEL_SHUTDOWN on the shutdown supervisor (or an
- * event thread, for a connection closed by the shutdown).
+ * event thread, for a connection closed by the shutdown). A token made by
+ * vg_token_child_timeout is cancelled by its timeout on the "vg-timer"
+ * thread.
  *
  * Order of a cancellation: first the token and every descendant of it
  * (made by vg_token_child) are marked cancelled, and
@@ -1032,10 +1044,443 @@ unsigned long vg_token_on_cancel(vg_token *tok, vg_cancel_fn fn, void *arg);
  */
 bool vg_token_off(vg_token *tok, unsigned long id);
 
+/**
+ * Waits for poll() `events` (POLLIN, POLLOUT...) on `fd` or for the token,
+ * whichever comes first: the building block for a client whose work waits
+ * on a descriptor (a database socket, a pipe from a child) and should stop
+ * when the request is cancelled. Returns fd's revents (> 0; POLLERR and
+ * POLLHUP are reported even if not asked for) when it is ready, 0 once
+ * `timeout_ms` pass (negative: no limit; 0: just look), -ECANCELED as soon
+ * as the token is cancelled (at once if it already is, and also when fd
+ * became ready at the same moment), -EBADF for a negative or closed fd,
+ * -EINVAL for a NULL token, or another -errno (e.g. -EMFILE when the
+ * token's fd cannot be made). A signal does not end the wait early. Does
+ * not read or write `fd`. Any thread.
+ */
+int vg_token_poll(vg_token *tok, int fd, short events, int timeout_ms);
+
+/**
+ * Milliseconds until the token's deadline, rounded up; -1 if it has none, 0
+ * once it has passed. A request's token has the request's deadline (the
+ * app's vg_app_set_request_timeout, or its route's or group's), counted
+ * from when its handler was dispatched; a child has the nearest of its own
+ * (vg_token_child_timeout) and its ancestors'. Forward it to whatever does
+ * the work (a statement timeout, CURLOPT_TIMEOUT_MS) so that the work ends
+ * when the answer would no longer be wanted. Lock-free; any thread.
+ */
+long vg_token_remaining_ms(const vg_token *tok);
+
+/**
+ * A child of `parent` (as vg_token_child: one reference, owned by the
+ * caller) that also cancels itself with VG_CANCEL_TIMEOUT `ms` milliseconds
+ * from now, like Go's context.WithTimeout; its vg_token_remaining_ms is the
+ * nearer of that and the parent's deadline. The timeout never cancels the
+ * parent. `ms` 0 gives a token born cancelled (VG_CANCEL_TIMEOUT, or the
+ * parent's reason if the parent already is cancelled). The timer runs on
+ * one thread shared by all such tokens ("vg-timer", started on first use,
+ * with every signal blocked), whose callbacks (vg_token_on_cancel) then run
+ * on it; dropping the last reference, or a cancel for another reason,
+ * removes the timer at once. NULL with errno (EINVAL: no parent; ENOMEM;
+ * EAGAIN: no thread) on failure. Any thread.
+ */
+vg_token *vg_token_child_timeout(vg_token *parent, unsigned ms);
+
 /** Adds a reference; returns `tok`. */
 vg_token *vg_token_ref(vg_token *tok);
 /** Drops a reference; the last one frees the token. NULL is a no-op. */
 void vg_token_unref(vg_token *tok);
+
+/** @} */
+
+/** @name Child processes that stop with the request
+ *
+ * A handler that runs a program (a converter, a compressor, a report
+ * generator) waits for it with vg_proc_wait and the request's token, so
+ * that the program is stopped, not left running, when the client leaves,
+ * the deadline passes or the app shuts down. Start the child in a process
+ * group of its own (`setpgid(0, 0)` in the child, or
+ * `posix_spawnattr_setpgroup(&attr, 0)` with POSIX_SPAWN_SETPGROUP) so that
+ * the programs it starts in turn are stopped with it, and with SIGTERM at
+ * its default action (a SIG_IGN survives exec; POSIX_SPAWN_SETSIGDEF
+ * resets it) if it is to have a chance to clean up before the SIGKILL.
+ * @{
+ */
+
+/**
+ * Waits for the child process `pid` (a child of this process, not yet
+ * reaped) to exit, or for `tok` to be cancelled, whichever comes first.
+ *
+ * The child exited first (or exits while the token fires): reaps it, sets
+ * `*status` (if not NULL) as waitpid() would and returns 0.
+ *
+ * The token was cancelled first (at once if it already was): sends SIGTERM
+ * to the child's process group (only to the child when it shares the
+ * caller's group), waits up to `grace_ms` for the child to exit, then sends
+ * SIGKILL to whatever is left of the group (the child, or descendants that
+ * outlived it), reaps the child, sets `*status` (e.g. WTERMSIG SIGTERM or
+ * SIGKILL) and returns -ECANCELED. The child is never left a zombie.
+ *
+ * Waits on the child's pidfd together with the token's descriptor where
+ * the kernel has pidfd_open (Linux 5.3), so it wakes as soon as either
+ * happens; elsewhere it polls with waitpid, every 20 ms at most. Nobody
+ * else may reap `pid` meanwhile (a SIGCHLD handler calling waitpid(-1), or
+ * SIGCHLD set to SIG_IGN, makes this fail with -ECHILD).
+ *
+ * Returns 0, -ECANCELED, -EINVAL (pid <= 0 or tok NULL), -ECHILD (pid is
+ * not an unreaped child of this process; nothing is signalled), or another
+ * -errno. Blocks the calling thread (a handler's worker: fine); any thread.
+ */
+int vg_proc_wait(int pid, vg_token *tok, unsigned grace_ms, int *status);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Web: CORS (lib/web/cors.c)
+ *
+ * Cross-Origin Resource Sharing as the Fetch standard defines it, decided
+ * by a filter on the event thread (no worker hand-off). A policy is built
+ * with vg_cors_new and the setters below, then attached to an app
+ * (vg_app_use_cors: every request, misses included) or a group
+ * (vg_group_use_cors: its routes). Per request:
+ *  - a preflight (OPTIONS with Origin and Access-Control-Request-Method)
+ *    from an allowed origin, for a method the path routes (and the policy
+ *    allows), is answered 204 at once, whether or not the path has an
+ *    OPTIONS route, with Access-Control-Allow-Origin, -Allow-Methods (the
+ *    policy's list, or the path's Allow), -Allow-Headers (the policy's
+ *    list, or the asked ones echoed), -Allow-Credentials, -Max-Age;
+ *  - any other request from an allowed origin goes on as usual and its
+ *    answer, whoever makes it (handler, middleware, 404, 504...), gets
+ *    Access-Control-Allow-Origin (the origin, or "*" for a policy that
+ *    allows any), -Allow-Credentials and -Expose-Headers;
+ *  - a request without Origin, from an origin not allowed, or a preflight
+ *    for a method the path does not route gets no CORS header (the
+ *    browser then blocks the page from reading the answer);
+ *  - "Vary: Origin" is added whenever the answer depends on Origin (an
+ *    origin list, whatever the Origin was), and a preflight answered with
+ *    echoed headers also varies on Access-Control-Request-Headers.
+ *
+ * Ownership: the caller owns the policy. Attaching freezes it (setters
+ * then return -EBUSY) and the app reads it until vg_app_free returns: free
+ * it after that. One policy may be attached to several apps and groups.
+ * Threads: configure from the configuring thread; the filter reads the
+ * frozen policy on every event thread at once, without a lock.
+ * @{
+ */
+
+/** A CORS policy: what it allows. */
+typedef struct vg_cors vg_cors;
+
+/** A new policy that allows no origin yet, no credentials, the path's
+ *  methods, no extra request headers, no exposed headers, no max-age.
+ *  NULL (errno ENOMEM). Free with vg_cors_free. Any thread. */
+vg_cors *vg_cors_new(void);
+/** Frees a policy; only once no app that uses it is running (after
+ *  vg_app_free). NULL is a no-op. */
+void vg_cors_free(vg_cors *c);
+/** Allows `origin` as browsers send it: "https://app.example",
+ *  "http://127.0.0.1:8080" (scheme, host, optional port; no path, no
+ *  trailing '/'), or "null". Compared exactly. Returns 0, -EINVAL (NULL,
+ *  malformed, "*": use vg_cors_allow_any_origin), -EBUSY (attached) or
+ *  -ENOMEM. */
+int vg_cors_allow_origin(vg_cors *c, const char *origin);
+/** Allows every origin ("Access-Control-Allow-Origin: *"). -EINVAL with
+ *  credentials (a browser ignores "*" on a credentialed request), -EBUSY
+ *  once attached, else 0. */
+int vg_cors_allow_any_origin(vg_cors *c);
+/** Methods a preflight may ask for, a comma-separated list ("GET, PUT");
+ *  NULL (the default): whatever the path routes (vg_request_allow). Either
+ *  way the path must route the asked method. Returns 0, -EINVAL (not a
+ *  token list; "*" with credentials), -EBUSY or -ENOMEM. */
+int vg_cors_set_methods(vg_cors *c, const char *methods);
+/** Request headers a page may send, a list ("X-Token, Content-Type");
+ *  NULL: none beyond the ones browsers always allow (the default).
+ *  Replaces vg_cors_echo_headers. Returns as vg_cors_set_methods. */
+int vg_cors_set_headers(vg_cors *c, const char *headers);
+/** Allows whatever request headers a preflight asks for, by echoing its
+ *  Access-Control-Request-Headers. Replaces vg_cors_set_headers. Returns
+ *  0, -EINVAL or -EBUSY. */
+int vg_cors_echo_headers(vg_cors *c);
+/** Response headers the page may read beyond the safelisted ones
+ *  ("X-Request-Id, ETag"); NULL: none. Returns as vg_cors_set_methods. */
+int vg_cors_set_expose_headers(vg_cors *c, const char *headers);
+/** Whether credentialed requests (cookies, HTTP auth: fetch's
+ *  credentials: "include") are allowed ("Access-Control-Allow-Credentials:
+ *  true"). -EINVAL when turning it on for a policy that allows any origin
+ *  or has "*" in a list (refused now, never at request time), -EBUSY once
+ *  attached, else 0. */
+int vg_cors_set_credentials(vg_cors *c, bool on);
+/** Seconds a browser may cache a preflight's answer
+ *  (Access-Control-Max-Age); -1 (the default): no header. Returns 0,
+ *  -EINVAL (below -1, above 2^31-1) or -EBUSY. */
+int vg_cors_set_max_age(vg_cors *c, long seconds);
+/** Applies `c` to every request the app answers (misses and the library's
+ *  own OPTIONS answers included), as an app filter (vg_app_filter) in
+ *  registration order. Freezes `c`; the app borrows it until
+ *  vg_app_free. Returns 0, -EINVAL (NULL, or a policy allowing no
+ *  origin), -EBUSY (the app started) or -ENOMEM. Configuring thread. */
+int vg_app_use_cors(vg_app *app, vg_cors *c);
+/** Applies `c` to the group's routes and its nested groups', as a group
+ *  filter; a preflight for one of them is answered even when its path has
+ *  no OPTIONS route. Returns as vg_app_use_cors. */
+int vg_group_use_cors(vg_group *g, vg_cors *c);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Web: request IDs (lib/web/request_id.c)
+ *
+ * An ID for every request, to follow it through logs and services: a
+ * filter keeps a trusted incoming X-Request-Id or makes one, attaches it
+ * to the request (vg_request_id), sets it on the response, whoever
+ * answers (handler, middleware, 404, a CORS preflight answered by a later
+ * filter, 504), and the access log line shows it (" id=ID").
+ * @{
+ */
+
+/**
+ * Gives every request the app answers an ID, as an app filter (register
+ * it before filters that may answer at once, such as vg_app_use_cors, so
+ * their answers carry it too). With `trust_incoming` an X-Request-Id sent
+ * by the client is kept when it is 1-128 characters of letters, digits and
+ * "-_.:+/=@~" (a proxy in front sets it); otherwise, or when it is not
+ * sane, the ID is 128 random bits (getrandom) as 32 lowercase hex digits.
+ * Returns 0, -EINVAL (NULL app), -EBUSY (started) or -ENOMEM.
+ * Configuring thread.
+ */
+int vg_app_use_request_id(vg_app *app, bool trust_incoming);
+
+/**
+ * The request's ID (see vg_app_use_request_id), borrowed for the
+ * request's life, or NULL when the app does not use request IDs (or the
+ * request was answered before its filters ran, such as a 400 for a
+ * malformed request). Any thread that may read the request, completion
+ * hooks included: the companion libraries forward it upstream.
+ */
+const char *vg_request_id(const vg_request *req);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Web: cookies, signed ones too (lib/web/cookie.c)
+ *
+ * Reading follows RFC 6265: the Cookie fields a request carries (one or
+ * several, or joined with "; ") are parsed once, on the first lookup, and
+ * kept with the request; a pair whose name is not a token or whose value
+ * is not cookie-octets (optionally double-quoted) is skipped, as no
+ * browser sends one. Setting writes one Set-Cookie header per call, with
+ * the attributes of an optional vg_cookie_attrs, reusable across results.
+ *
+ * Signed cookies carry "VALUE.EXPIRY.MAC": HMAC-SHA256 (nettle) over the
+ * name, the value and an optional expiry, in base64url, under the first
+ * key of a vg_cookie_keys; every key of it verifies, so keys rotate by
+ * adding the new one first and keeping the old ones for as long as their
+ * cookies live. A cookie whose MAC does not match (tampered, renamed,
+ * signed by an unknown key) or whose expiry has passed reads as absent.
+ * The MAC comparison is constant-time.
+ * @{
+ */
+
+/**
+ * The value of cookie `name` (case-sensitive; the first one when the
+ * client sent several, which RFC 6265 puts most specific first), with
+ * surrounding double quotes removed; NULL when absent or out of memory.
+ * Borrowed for the request's life. Call it from the thread that runs the
+ * request's filters, middleware or handler (the first call attaches the
+ * parsed cookies with vg_request_set_data), never from two at once.
+ */
+const char *vg_request_cookie(const vg_request *req, const char *name);
+
+/** SameSite attribute values. */
+typedef enum {
+    VG_SAME_SITE_DEFAULT = 0, /**< no attribute: the browser's default (Lax) */
+    VG_SAME_SITE_LAX,         /**< "SameSite=Lax" */
+    VG_SAME_SITE_STRICT,      /**< "SameSite=Strict" */
+    VG_SAME_SITE_NONE         /**< "SameSite=None", which forces Secure */
+} vg_same_site;
+
+/** The attributes of a cookie being set: Path, Domain, Max-Age, Expires,
+ *  Secure, HttpOnly, SameSite, Partitioned. */
+typedef struct vg_cookie_attrs vg_cookie_attrs;
+
+/** New attributes, all unset (a session cookie for the current path).
+ *  NULL (errno ENOMEM). Free with vg_cookie_attrs_free; one set may serve
+ *  any number of results, from several threads once no longer changed.
+ *  The setters below return 0, -EINVAL or -ENOMEM; any thread that owns
+ *  the attributes. */
+vg_cookie_attrs *vg_cookie_attrs_new(void);
+/** Frees attributes; NULL is a no-op. */
+void vg_cookie_attrs_free(vg_cookie_attrs *a);
+/** "Path=...": starts with '/', no control characters or ';'; NULL:
+ *  none. */
+int vg_cookie_attrs_set_path(vg_cookie_attrs *a, const char *path);
+/** "Domain=...": a host name (letters, digits, '-', '.'); NULL: none
+ *  (host-only cookie). */
+int vg_cookie_attrs_set_domain(vg_cookie_attrs *a, const char *domain);
+/** "Max-Age=seconds" (0 deletes at once); -1: none (the default). */
+int vg_cookie_attrs_set_max_age(vg_cookie_attrs *a, long seconds);
+/** "Expires=" the given Unix time as an IMF-fixdate; -1: none (the
+ *  default). For old clients; Max-Age wins where both are given. */
+int vg_cookie_attrs_set_expires(vg_cookie_attrs *a, long long unix_time);
+/** "Secure": sent over HTTPS only. */
+int vg_cookie_attrs_set_secure(vg_cookie_attrs *a, bool on);
+/** "HttpOnly": hidden from page scripts. */
+int vg_cookie_attrs_set_http_only(vg_cookie_attrs *a, bool on);
+/** "SameSite=..."; VG_SAME_SITE_NONE also writes Secure (browsers refuse
+ *  it otherwise). */
+int vg_cookie_attrs_set_same_site(vg_cookie_attrs *a, vg_same_site s);
+/** "Partitioned" (CHIPS: a cookie kept per top-level site); also writes
+ *  Secure, which it requires. */
+int vg_cookie_attrs_set_partitioned(vg_cookie_attrs *a, bool on);
+
+/**
+ * Adds "Set-Cookie: name=value" with the attributes `a` (NULL: none), in
+ * the order Path, Domain, Max-Age, Expires, Secure, HttpOnly, SameSite,
+ * Partitioned. `name` must be a token and `value` cookie-octets (RFC 6265
+ * 4.1.1; "" allowed): otherwise, or without memory, frees `res` and
+ * returns NULL (errno EINVAL or ENOMEM), which answers 500, as
+ * vg_result_set_header does. Returns `res`. Any thread.
+ */
+vg_result *vg_result_set_cookie(vg_result *res, const char *name,
+                                const char *value, const vg_cookie_attrs *a);
+/** Deletes cookie `name` on the client: an empty value with Max-Age=0 and
+ *  an Expires in 1970, plus `a`'s Path and Domain (which must match the
+ *  cookie's). Returns as vg_result_set_cookie. */
+vg_result *vg_result_clear_cookie(vg_result *res, const char *name,
+                                  const vg_cookie_attrs *a);
+
+/** A set of HMAC-SHA256 keys for signed cookies: the first signs, every
+ *  one verifies. */
+typedef struct vg_cookie_keys vg_cookie_keys;
+
+/** A key set whose signing key is the `len` bytes at `key` (copied; at
+ *  least 32 random bytes). NULL with errno EINVAL (NULL or short key) or
+ *  ENOMEM. Free with vg_cookie_keys_free once no app uses it. Read-only
+ *  once in use: any number of threads may then sign and verify with it. */
+vg_cookie_keys *vg_cookie_keys_new(const void *key, size_t len);
+/** Adds a key that verifies but does not sign (an older one, during a
+ *  rotation). 0, -EINVAL or -ENOMEM. Not while the keys are in use. */
+int vg_cookie_keys_add(vg_cookie_keys *k, const void *key, size_t len);
+/** Frees the keys, wiping them; NULL is a no-op. */
+void vg_cookie_keys_free(vg_cookie_keys *k);
+
+/**
+ * vg_result_set_cookie with a signed value "value.EXPIRY.MAC", under the
+ * first key of `k`. `ttl_seconds` > 0 puts an expiry (now + ttl) inside
+ * the MAC, so the cookie stops verifying then whatever the client keeps;
+ * 0: no expiry. Pair it with a matching Max-Age in `a` to have the client
+ * drop it too. Returns as vg_result_set_cookie (NULL k, negative ttl:
+ * EINVAL). Any thread.
+ */
+vg_result *vg_result_set_signed_cookie(vg_result *res, const vg_cookie_keys *k,
+                                       const char *name, const char *value,
+                                       long ttl_seconds,
+                                       const vg_cookie_attrs *a);
+
+/**
+ * The value of signed cookie `name` when one of `k`'s keys verifies it and
+ * its expiry has not passed; NULL when absent, tampered with, signed by
+ * another key or for another name, expired, or out of memory. Borrowed for
+ * the request's life; same threads as vg_request_cookie.
+ */
+const char *vg_request_signed_cookie(const vg_request *req,
+                                     const vg_cookie_keys *k,
+                                     const char *name);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Web: HTTP authentication (lib/web/auth.c)
+ *
+ * Reading Basic (RFC 7617) and Bearer (RFC 6750) credentials from the
+ * Authorization field, the 401 answers that ask for them, a comparison
+ * whose time does not depend on the bytes compared, and a Basic-auth
+ * middleware that asks a user callback. Base64 is nettle's.
+ * @{
+ */
+
+/**
+ * The user and password of a Basic Authorization field ("Basic" in any
+ * case, then base64 of "user:password"; the password may hold ':'),
+ * borrowed for the request's life. Returns 0; -ENOENT when the request has
+ * no Authorization field or one of another scheme; -EINVAL when it is
+ * malformed (not exactly padded base64, no ':', a NUL or another control
+ * character in the decoded text); -ENOMEM. The outputs are set only on 0.
+ * Same threads as vg_request_cookie (the decoded text is attached to the
+ * request on first use).
+ */
+int vg_request_basic_auth(const vg_request *req, const char **user,
+                          const char **password);
+
+/**
+ * The token of a Bearer Authorization field ("Bearer" in any case, then
+ * one b64token: letters, digits, "-._~+/", then '='s), borrowed for the
+ * request's life. 0, -ENOENT (absent, another scheme), -EINVAL (malformed,
+ * or anything after the token). Compare it with vg_secure_equal. Any
+ * thread that may read the request.
+ */
+int vg_request_bearer(const vg_request *req, const char **token);
+
+/**
+ * A 401 asking for Basic credentials, with the header
+ * `WWW-Authenticate: Basic realm="REALM", charset="UTF-8"` (a double quote
+ * or a backslash in the realm escaped with a backslash).
+ * NULL with errno EINVAL (NULL realm, or control characters in it) or
+ * ENOMEM. Any thread.
+ */
+vg_result *vg_basic_challenge(const char *realm);
+
+/**
+ * The answer to a missing or refused Bearer token (RFC 6750 3): 401, or
+ * 400 for `error` "invalid_request" and 403 for "insufficient_scope"
+ * ("invalid_token" is 401), with "WWW-Authenticate: Bearer realm="...",
+ * error="...", error_description="..."" (each part only when given; NULL
+ * error: a request that carried no token). NULL with errno EINVAL for
+ * another error code, control characters, or a double quote or backslash
+ * in error or description; ENOMEM. Any thread.
+ */
+vg_result *vg_bearer_challenge(const char *realm, const char *error,
+                               const char *description);
+
+/**
+ * Whether the `alen` bytes at `a` equal the `blen` bytes at `b`, taking a
+ * time that depends on the lengths only, never on where the bytes differ
+ * (nettle's memeql_sec): for passwords, tokens, MACs. False if either is
+ * NULL. Any thread.
+ */
+bool vg_secure_equal(const void *a, size_t alen, const void *b, size_t blen);
+
+/**
+ * Checks a user's Basic credentials: true lets the request through. Runs
+ * on the handler's thread (a worker) for each request of the app or group
+ * it guards, so it may block (a database, a slow password hash); compare
+ * secrets with vg_secure_equal. `req` is the request being authorised,
+ * the strings are borrowed for the request's life, `arg` is the pointer
+ * given to vg_basic_auth_new.
+ */
+typedef bool (*vg_basic_check_fn)(vg_request *req, const char *user,
+                                  const char *password, void *arg);
+
+/** A Basic-auth policy: a realm and a user check. */
+typedef struct vg_basic_auth vg_basic_auth;
+
+/**
+ * A policy answering vg_basic_challenge(realm) to requests without valid
+ * Basic credentials (absent, malformed, or refused by `fn`). NULL with
+ * errno EINVAL (NULL realm or fn, a realm the challenge cannot carry) or
+ * ENOMEM. The caller owns it: free it with vg_basic_auth_free after
+ * vg_app_free of every app that uses it. Configuring thread.
+ */
+vg_basic_auth *vg_basic_auth_new(const char *realm, vg_basic_check_fn fn,
+                                 void *arg);
+/** Frees a policy; NULL is a no-op. */
+void vg_basic_auth_free(vg_basic_auth *b);
+/** Guards every request of the app with `b`, as a middleware (vg_app_use):
+ *  filters, such as a CORS preflight, run before it. Returns as
+ *  vg_app_use (-EINVAL for NULL b). */
+int vg_app_use_basic_auth(vg_app *app, vg_basic_auth *b);
+/** Guards the group's routes with `b`, as a group middleware. Returns as
+ *  vg_group_use. */
+int vg_group_use_basic_auth(vg_group *g, vg_basic_auth *b);
 
 /** @} */
 

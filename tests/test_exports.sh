@@ -31,3 +31,27 @@ if [ -n "$missing" ]; then
     exit 1
 fi
 echo "PASS: $(printf '%s\n' "$exported" | wc -l) exported symbols, all public"
+
+# libvolga-curl, when built: only vg_curl_ symbols, every one its header
+# declares.
+curl_lib="$top_builddir/.libs/libvolga-curl.so"
+if [ -f "$curl_lib" ]; then
+    cexported=$(nm -D --defined-only "$curl_lib" | awk '$2 ~ /^[TDBR]$/ {print $3}' | sort)
+    bad=$(printf '%s\n' "$cexported" | grep -v '^vg_curl_[a-z]' || true)
+    if [ -n "$bad" ]; then
+        echo "FAIL: libvolga-curl exports symbols outside vg_curl_:"
+        printf '%s\n' "$bad"
+        exit 1
+    fi
+    declared=$(sed -n 's/^[A-Za-z_ ]*[ *]\(vg_curl_[a-z_]*\)(.*/\1/p' "$srcdir/curl/volga-curl.h" | sort -u)
+    missing=""
+    for f in $declared; do
+        printf '%s\n' "$cexported" | grep -qx "$f" || missing="$missing $f"
+    done
+    if [ -n "$missing" ]; then
+        echo "FAIL: declared in volga-curl.h but not exported:$missing"
+        exit 1
+    fi
+    [ -n "$declared" ] || { echo "FAIL: no function found in volga-curl.h"; exit 1; }
+    echo "PASS: libvolga-curl exports $(printf '%s\n' "$cexported" | wc -l) symbols, all vg_curl_"
+fi

@@ -64,9 +64,31 @@ START_TEST(nul_in_path_is_rejected)
 }
 END_TEST
 
+START_TEST(absolute_form_routes_by_its_path)
+{
+    vg_request *req = with_target("http://x:8080/a%20b/c?q=1", "http://x:8080/a b/c", 0);
+    ck_assert_str_eq(vg_request_path(req), "/a b/c");
+    ck_assert_uint_eq(req->nseg, 2);
+    ck_assert_str_eq(req->segs[0], "a b");
+    ck_assert_str_eq(req->authority, "x:8080");
+    /* The target as sent is kept (the access log's). */
+    ck_assert_str_eq(vg_request_target(req), "http://x:8080/a%20b/c?q=1");
+    vg__request_unref(req);
+    req = with_target("HTTPS://x", "HTTPS://x", 0);
+    ck_assert_str_eq(vg_request_path(req), "/");
+    ck_assert_uint_eq(req->nseg, 0);
+    vg__request_unref(req);
+    req = with_target("http://x?q", "http://x", 0);
+    ck_assert_str_eq(vg_request_path(req), "/");
+    vg__request_unref(req);
+}
+END_TEST
+
 START_TEST(non_origin_targets_are_rejected)
 {
-    vg_request *req = with_target("http://x/y", "http://x/y", -EINVAL);
+    vg_request *req = with_target("ftp://x/y", "ftp://x/y", -EINVAL);
+    vg__request_unref(req);
+    req = with_target("http:///y", "http:///y", -EINVAL);
     vg__request_unref(req);
     req = with_target("*", "*", -EINVAL);
     vg__request_unref(req);
@@ -262,6 +284,7 @@ static Suite *request_suite(void)
     tcase_add_test(tc, segments_are_decoded_one_by_one);
     tcase_add_test(tc, one_trailing_slash_is_dropped);
     tcase_add_test(tc, nul_in_path_is_rejected);
+    tcase_add_test(tc, absolute_form_routes_by_its_path);
     tcase_add_test(tc, non_origin_targets_are_rejected);
     tcase_add_test(tc, query_rejects_hidden_nul);
     tcase_add_test(tc, headers_are_case_insensitive);

@@ -1,13 +1,19 @@
 /* test_samples.c - the samples as users run them: samples/todo started as
  * a process, driven over HTTP (201 + Location, 200, 204, 400, 404), then
  * stopped with SIGTERM, exiting 0; samples/hello; samples/api (groups, a
- * bearer-token middleware, problem documents, a fallback); samples/upload
- * (a form with several files and a note, the list with sizes and SHA-256
- * sums, downloads). */
+ * bearer-token middleware, problem documents, a fallback); samples/convert
+ * (a child process group stopped when the client leaves); samples/session
+ * (CORS across two ports, a signed session cookie, Basic auth);
+ * samples/upload (a form with several files and a note, the list with
+ * sizes and SHA-256 sums, downloads). */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 #include <check.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <time.h>
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,6 +21,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -267,6 +274,242 @@ START_TEST(upload_keeps_lists_and_serves_files)
 }
 END_TEST
 
+/* Reads the sample's stderr into acc (cap bytes, NUL-terminated, *len of
+ * them kept across calls) until `needle` appears in it; returns where it
+ * starts, or NULL after `ms`. */
+static const char *wait_for_log(int fd, char *acc, size_t cap, size_t *len,
+                                const char *needle, int ms)
+{
+    double t0 = tu_now_ms();
+    const char *hit;
+
+    while ((hit = strstr(acc, needle)) == NULL && tu_now_ms() - t0 < ms) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        n = read(fd, acc + *len, cap - 1 - *len);
+        if (n <= 0)
+            break;
+        *len += (size_t)n;
+        acc[*len] = '\0';
+    }
+    return hit;
+}
+
+/* Processes of group `pgid` that still run (zombies do not: an orphan's
+ * zombie waits for whoever adopted it, which may never reap it). */
+static int group_running(int pgid)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)) != NULL) {
+        char path[300], buf[512], *p;
+        FILE *f;
+        size_t got;
+        char state;
+        int ppid, pgrp;
+
+        if (!isdigit((unsigned char)e->d_name[0]))
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        got = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[got] = '\0';
+        if ((p = strrchr(buf, ')')) == NULL ||
+            sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) != 3)
+            continue;
+        if (pgrp == pgid && state != 'Z' && state != 'X')
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Waits up to `ms` for group_running(pgid) to reach 0; the processes are
+ * not ours to wait for, so this looks every millisecond. */
+static bool group_gone(int pgid, int ms)
+{
+    double t0 = tu_now_ms();
+    struct timespec one = {0, 1000000};
+
+    while (group_running(pgid) > 0) {
+        if (tu_now_ms() - t0 > ms)
+            return false;
+        nanosleep(&one, NULL);
+    }
+    return true;
+}
+
+START_TEST(convert_stops_its_child_when_the_client_leaves)
+{
+    static const char req[] = "GET /convert?mb=4000 HTTP/1.1\r\nHost: t\r\n\r\n";
+    char acc[16384] = "", want[64];
+    size_t len = 0;
+    const char *hit;
+    tu_sample s;
+    tu_response r;
+    int fd, pid;
+
+    tu_sample_start(&s, "convert", true);
+    /* A small conversion ends normally: the compressed size (random bytes
+     * do not shrink). */
+    r = tu_get(s.port, "/convert?mb=1");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_gt(atol(r.body), 1048576);
+    tu_response_free(&r);
+    r = tu_get(s.port, "/convert?mb=0");
+    ck_assert_int_eq(r.status, 400);
+    tu_response_free(&r);
+
+    /* A big one, abandoned once it runs. */
+    fd = tu_connect(s.port);
+    ck_assert(tu_send_all(fd, req, sizeof req - 1));
+    /* "convert: started pid N for 4000 MiB ...": N is the pipeline's shell
+     * and its process group. */
+    hit = wait_for_log(s.err, acc, sizeof acc, &len, " for 4000 MiB", 10000);
+    ck_assert_msg(hit != NULL, "no start logged: %s", acc);
+    while (hit > acc && isdigit((unsigned char)hit[-1]))
+        hit--;
+    ck_assert(hit - acc >= 12 && strncmp(hit - 12, "started pid ", 12) == 0);
+    pid = atoi(hit);
+    ck_assert_int_gt(pid, 1);
+    ck_assert_int_ge(group_running(pid), 1);
+    close(fd);
+
+    snprintf(want, sizeof want, "stopped pid %d (", pid);
+    hit = wait_for_log(s.err, acc, sizeof acc, &len, want, 10000);
+    ck_assert_msg(hit != NULL, "no stop logged: %s", acc);
+    ck_assert_ptr_nonnull(strstr(hit, "client_gone"));
+    /* The shell is reaped and head and gzip went with it. */
+    ck_assert_int_eq(kill(pid, 0), -1);
+    ck_assert_msg(group_gone(pid, 5000), "group %d still runs", pid);
+    tu_sample_stop(&s);
+}
+END_TEST
+
+/* samples/session: a page on one port, its API on another (CORS with
+ * credentials), a signed session cookie, request IDs, Basic auth. */
+START_TEST(session_login_cors_and_signed_cookie)
+{
+    static const char login_body[] = "{\"user\":\"ada\",\"password\":\"lovelace\"}";
+    tu_sample s;
+    tu_response r;
+    char origin[96], page_path[32], *h, *at, *cookie, *eq, hdr[512];
+    const char *with_origin[4] = {origin, "Content-Type: application/json",
+                                  NULL, NULL};
+    unsigned page_port;
+    json_t *j;
+
+    tu_sample_start(&s, "session", false);
+    /* The API's root says where the page is. */
+    r = tu_get(s.port, "/");
+    ck_assert_int_eq(r.status, 200);
+    at = strstr(r.body, "http://127.0.0.1:");
+    ck_assert_ptr_nonnull(at);
+    page_port = (unsigned)atoi(at + 17);
+    ck_assert_uint_ne(page_port, 0);
+    tu_response_free(&r);
+    snprintf(page_path, sizeof page_path, "/");
+    r = tu_get((unsigned short)page_port, page_path);
+    ck_assert_int_eq(r.status, 200);
+    snprintf(hdr, sizeof hdr, "const API = 'http://127.0.0.1:%u'", (unsigned)s.port);
+    ck_assert_msg(strstr(r.body, hdr) != NULL, "page: %s", r.body);
+    tu_response_free(&r);
+    snprintf(origin, sizeof origin, "Origin: http://127.0.0.1:%u", page_port);
+
+    /* The page's preflight for its JSON login. */
+    {
+        char m[] = "Access-Control-Request-Method: POST";
+        char hh[] = "Access-Control-Request-Headers: content-type";
+        const char *pre[] = {origin, m, hh, NULL};
+        r = tu_request(s.port, "OPTIONS", "/api/login", NULL, 0, pre);
+    }
+    ck_assert_int_eq(r.status, 204);
+    h = tu_header(&r, "Access-Control-Allow-Origin");
+    ck_assert_str_eq(h, origin + 8);
+    free(h);
+    h = tu_header(&r, "Access-Control-Allow-Credentials");
+    ck_assert_str_eq(h, "true");
+    free(h);
+    tu_response_free(&r);
+
+    /* Wrong password: a problem, no cookie. */
+    r = tu_request(s.port, "POST", "/api/login",
+                   "{\"user\":\"ada\",\"password\":\"x\"}", 29, with_origin);
+    ck_assert_int_eq(r.status, 401);
+    ck_assert_ptr_null(tu_header(&r, "Set-Cookie"));
+    tu_response_free(&r);
+
+    r = tu_request(s.port, "POST", "/api/login", login_body,
+                   sizeof login_body - 1, with_origin);
+    ck_assert_int_eq(r.status, 200);
+    h = tu_header(&r, "Access-Control-Allow-Origin");
+    ck_assert_str_eq(h, origin + 8);
+    free(h);
+    h = tu_header(&r, "X-Request-Id");
+    ck_assert_ptr_nonnull(h);
+    ck_assert_uint_eq(strlen(h), 32);
+    free(h);
+    h = tu_header(&r, "Set-Cookie");
+    ck_assert_ptr_nonnull(h);
+    ck_assert_msg(strncmp(h, "session=ada.", 12) == 0, "%s", h);
+    ck_assert_ptr_nonnull(strstr(h, "; Path=/; Max-Age=3600; HttpOnly; SameSite=Lax"));
+    cookie = strndup(h, (size_t)(strchr(h, ';') - h));
+    free(h);
+    tu_response_free(&r);
+
+    /* The signed cookie identifies the user; altered, it does not. */
+    snprintf(hdr, sizeof hdr, "Cookie: %s", cookie);
+    with_origin[2] = hdr;
+    r = tu_request(s.port, "GET", "/api/me", NULL, 0, with_origin);
+    ck_assert_int_eq(r.status, 200);
+    j = json_loads(r.body, 0, NULL);
+    ck_assert_str_eq(problem_member(j, "user"), "ada");
+    ck_assert_uint_eq(strlen(problem_member(j, "request_id")), 32);
+    json_decref(j);
+    tu_response_free(&r);
+    eq = strchr(hdr, '=') + 1;
+    memcpy(eq, "eve", 3); /* session=eve.EXPIRY.MAC */
+    r = tu_request(s.port, "GET", "/api/me", NULL, 0, with_origin);
+    ck_assert_int_eq(r.status, 401);
+    tu_response_free(&r);
+    with_origin[2] = NULL;
+
+    r = tu_request(s.port, "POST", "/api/logout", NULL, 0, with_origin);
+    ck_assert_int_eq(r.status, 204);
+    h = tu_header(&r, "Set-Cookie");
+    ck_assert_str_eq(h, "session=; Path=/; Max-Age=0; "
+                        "Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax");
+    free(h);
+    tu_response_free(&r);
+
+    /* Basic auth on the admin group. */
+    r = tu_get(s.port, "/api/admin/sessions");
+    ck_assert_int_eq(r.status, 401);
+    h = tu_header(&r, "WWW-Authenticate");
+    ck_assert_str_eq(h, "Basic realm=\"session admin\", charset=\"UTF-8\"");
+    free(h);
+    tu_response_free(&r);
+    {
+        /* admin:admin-pass */
+        const char *basic[] = {"Authorization: Basic YWRtaW46YWRtaW4tcGFzcw==", NULL};
+        r = tu_request(s.port, "GET", "/api/admin/sessions", NULL, 0, basic);
+    }
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"logins\":1}");
+    tu_response_free(&r);
+    free(cookie);
+    tu_sample_stop(&s);
+}
+END_TEST
+
 static Suite *samples_suite(void)
 {
     Suite *s = suite_create("samples");
@@ -276,6 +519,8 @@ static Suite *samples_suite(void)
     tcase_add_test(tc, todo_crud);
     tcase_add_test(tc, hello_answers_text_and_json);
     tcase_add_test(tc, api_groups_auth_and_problems);
+    tcase_add_test(tc, convert_stops_its_child_when_the_client_leaves);
+    tcase_add_test(tc, session_login_cors_and_signed_cookie);
     tcase_add_test(tc, upload_keeps_lists_and_serves_files);
     suite_add_tcase(s, tc);
     return s;

@@ -46,15 +46,16 @@ double vg__now_ms(void)
     return (double)vg__clock_ns() / 1e6;
 }
 
-void vg__log_access(const vg_completion *c, void *arg)
+void vg__log_access(const vg__log *log, const vg_completion *c,
+                    const char *id)
 {
-    const vg__log *log = arg;
     char status[16] = "-";
 
     if (c->status != 0)
         snprintf(status, sizeof status, "%u", c->status);
-    vg__logf(log, VG_LOG_INFO, "%s %s %s %.3f ms%s%s", c->method, c->target,
-             status, c->duration_ms,
+    vg__logf(log, VG_LOG_INFO, "%s %s %s %.3f ms%s%s%s%s", c->method,
+             c->target, status, c->duration_ms, id ? " id=" : "",
+             id ? id : "",
              c->cancelled != VG_CANCEL_NONE ? " cancelled: " : "",
              c->cancelled != VG_CANCEL_NONE
                  ? vg_cancel_reason_name(c->cancelled) : "");

@@ -30,10 +30,11 @@ double vg__now_ms(void);
 void vg__logf(const vg__log *log, vg_log_level level, const char *fmt, ...)
     VG_PRINTF(3, 4);
 
-/* The access log as a completion hook (`arg`: the app's vg__log): one line
- * per request at VG_LOG_INFO, "GET /path?q 200 0.153 ms", with
- * " cancelled: client_gone" (or another reason) when its token fired and
- * "-" for a status never sent. */
-void vg__log_access(const vg_completion *c, void *arg);
+/* One access-log line at VG_LOG_INFO, "GET /path?q 200 0.153 ms", with
+ * " id=ID" when `id` is not NULL, " cancelled: client_gone" (or another
+ * reason) when its token fired and "-" for a status never sent. The
+ * pipeline calls it from a completion hook (lib/pipeline/pipeline.c). */
+void vg__log_access(const vg__log *log, const vg_completion *c,
+                    const char *id);
 
 #endif

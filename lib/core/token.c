@@ -14,6 +14,13 @@
  * Cancelling never allocates: children to cancel are chained through a link
  * field inside each child, so cancellation cannot fail for lack of memory,
  * and a deep tree is walked with a loop rather than recursion.
+ *
+ * Deadlines travel with tokens: each token may record one (a request's, set
+ * by the watcher; a vg_token_child_timeout's own), and a token's effective
+ * deadline is the nearest along its chain of parents, read without locks.
+ * A child_timeout token also owns a timer on the shared timer thread
+ * (lib/timer.c) that cancels it with VG_CANCEL_TIMEOUT; the timer leaves the
+ * heap as soon as the token is cancelled or freed.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -23,6 +30,7 @@
 #endif
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -32,6 +40,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/timer.h"
 #include "core/token.h"
 
 /* One registered callback, in the token's list in registration order. */
@@ -60,6 +69,12 @@ struct vg_token {
     vg_token *sib_prev;         /* links in parent->kids, under parent->mu */
     vg_token *sib_next;
     vg_token *queue_next;       /* link in the canceller's queue (below) */
+
+    /* The token's own deadline on CLOCK_MONOTONIC in ns, 0 for none; its
+     * effective deadline is the nearest of its own and its ancestors'. */
+    _Atomic uint64_t deadline_ns;
+    atomic_bool timed;          /* `timer` was armed (child_timeout) */
+    vg__timer timer;            /* guarded by the timer module */
 };
 
 /*
@@ -217,6 +232,11 @@ static void vg__token_destroy(vg_token *tok)
 {
     struct vg__cb *cb, *next;
 
+    /* The timer thread may be about to fire this token's timer; waiting
+     * here keeps the memory alive until it has seen the count at zero. */
+    if (atomic_load_explicit(&tok->timed, memory_order_acquire))
+        vg__timer_disarm(&tok->timer, true);
+
     for (cb = tok->cbs; cb != NULL; cb = next) {
         next = cb->next;
         free(cb);
@@ -349,6 +369,10 @@ static bool vg__mark_one(vg_token *tok, vg_cancel_reason reason, vg__queue *q)
     vg__wake_waiters_locked(tok);
     vg__queue_children_locked(tok, q);
     pthread_mutex_unlock(&tok->mu);
+    /* A deadline that can no longer matter gives its heap slot back now
+     * rather than at its due time. */
+    if (atomic_load_explicit(&tok->timed, memory_order_acquire))
+        vg__timer_disarm(&tok->timer, false);
     return true;
 }
 
@@ -559,4 +583,137 @@ int vg_token_fd(vg_token *tok)
     fd = tok->efd;
     pthread_mutex_unlock(&tok->mu);
     return fd;
+}
+
+/* ---- Deadlines, and waiting on an fd with the token ---- */
+
+void vg__token_set_deadline(vg_token *tok, uint64_t due_ns)
+{
+    if (tok != NULL)
+        atomic_store_explicit(&tok->deadline_ns, due_ns, memory_order_relaxed);
+}
+
+/* The nearest deadline along tok's chain of parents, 0 if none. Parents
+ * never change and each child holds its parent, so the walk needs no lock. */
+static uint64_t vg__effective_deadline(const vg_token *tok)
+{
+    uint64_t best = 0;
+
+    for (; tok != NULL; tok = tok->parent) {
+        uint64_t d = atomic_load_explicit(&tok->deadline_ns,
+                                          memory_order_relaxed);
+        if (d != 0 && (best == 0 || d < best))
+            best = d;
+    }
+    return best;
+}
+
+long vg_token_remaining_ms(const vg_token *tok)
+{
+    uint64_t due = vg__effective_deadline(tok), now;
+
+    if (due == 0)
+        return -1;
+    now = vg__clock_ns();
+    if (due <= now)
+        return 0;
+    /* Rounded up, so that 0 always means "passed": a caller forwarding
+     * the rest as a timeout never gets "0 = none" for a deadline that is
+     * still ahead. */
+    return (long)((due - now + 999999u) / 1000000u);
+}
+
+/* Runs on the timer thread. The token may be losing its last reference on
+ * another thread right now; that thread then waits in vg__token_destroy
+ * for this call to return, so the memory is valid, but it must not be
+ * revived. */
+static void vg__token_timer_fire(void *arg)
+{
+    vg_token *tok = arg;
+
+    if (!vg__ref_if_live(tok))
+        return;
+    vg__token_cancel_with(tok, VG_CANCEL_TIMEOUT);
+    vg_token_unref(tok);
+}
+
+vg_token *vg_token_child_timeout(vg_token *parent, unsigned ms)
+{
+    uint64_t due = vg__clock_ns() + (uint64_t)ms * 1000000u;
+    vg_token *kid = vg_token_child(parent);
+    int rc;
+
+    if (kid == NULL)
+        return NULL;
+    atomic_store_explicit(&kid->deadline_ns, due, memory_order_relaxed);
+    if (ms == 0) {
+        /* Go's WithTimeout(0): already past. A parent already cancelled
+         * keeps its reason, as for every child. */
+        vg__token_cancel_with(kid, VG_CANCEL_TIMEOUT);
+        return kid;
+    }
+    if (vg_token_is_cancelled(kid))
+        return kid;
+    atomic_store_explicit(&kid->timed, true, memory_order_release);
+    rc = vg__timer_arm(&kid->timer, due, vg__token_timer_fire, kid);
+    if (rc != 0) {
+        atomic_store_explicit(&kid->timed, false, memory_order_relaxed);
+        vg_token_unref(kid);
+        errno = -rc;
+        return NULL;
+    }
+    /* The parent may have been cancelled between the check above and the
+     * arming; its canceller may then have found no timer to disarm. */
+    if (vg_token_is_cancelled(kid))
+        vg__timer_disarm(&kid->timer, false);
+    return kid;
+}
+
+/* Remaining milliseconds until `deadline_ns`, at least 0. */
+static int vg__ms_left(uint64_t deadline_ns)
+{
+    uint64_t now = vg__clock_ns();
+
+    if (deadline_ns <= now)
+        return 0;
+    return (int)((deadline_ns - now + 999999u) / 1000000u);
+}
+
+int vg_token_poll(vg_token *tok, int fd, short events, int timeout_ms)
+{
+    struct pollfd p[2];
+    uint64_t deadline = 0;
+    int tfd, n, wait_ms = timeout_ms;
+
+    if (tok == NULL)
+        return -EINVAL;
+    if (fd < 0)
+        return -EBADF;
+    if (vg_token_is_cancelled(tok))
+        return -ECANCELED;
+    tfd = vg_token_fd(tok);
+    if (tfd < 0)
+        return tfd;
+    if (timeout_ms > 0)
+        deadline = vg__clock_ns() + (uint64_t)timeout_ms * 1000000u;
+    p[0].fd = fd;
+    p[0].events = events;
+    p[1].fd = tfd;
+    p[1].events = POLLIN;
+    for (;;) {
+        p[0].revents = p[1].revents = 0;
+        n = poll(p, 2, wait_ms);
+        if (n < 0 && errno != EINTR)
+            return -errno;
+        /* Cancellation wins over a ready fd: the caller asked to stop. */
+        if (vg_token_is_cancelled(tok))
+            return -ECANCELED;
+        if (n > 0 && p[0].revents != 0)
+            return (p[0].revents & POLLNVAL) ? -EBADF : p[0].revents;
+        if (n == 0 && timeout_ms >= 0)
+            return 0;
+        /* A signal (EINTR): wait for what is left of the timeout. */
+        if (timeout_ms > 0)
+            wait_ms = vg__ms_left(deadline);
+    }
 }

@@ -2,14 +2,18 @@
  * back.
  *
  *   URI log callback ....... vg__on_uri: create the vg_request (per request)
- *   access handler, 1st .... vg__on_access: 400 on ambiguous framing;
- *                            copy and route the head (vg__route_head), so
- *                            the route's body limits are known; 413 early
- *                            on a Content-Length over the route's limit
- *   upload calls ........... append to the body; feed a form body to
- *                            libmicrohttpd's PostProcessor (form_glue.c);
- *                            past a limit drop it all, read the rest (up
- *                            to 1 MiB) and answer 413
+ *   access handler, 1st .... vg__on_access: what RFC 9110/9112 say a
+ *                            server must refuse (lib/model/http_strict.c: 400,
+ *                            501); 400 on ambiguous framing, 413 early on
+ *                            a Content-Length over the route's limit;
+ *                            then copy and route the head
+ *                            (vg__route_head), so the route's body limits
+ *                            are known before the body
+ *   upload calls ........... append to the body (a chunked body's trailer
+ *                            fields get the same field checks at the end);
+ *                            feed a form body to libmicrohttpd's
+ *                            PostProcessor (form_glue.c); past a limit drop
+ *                            it all, read the rest (up to 1 MiB), 413
  *   final call ............. vg__dispatch: with the route the head found,
  *                            run its filters (lib/pipeline/pipeline.c); a filter's
  *                            answer or the library's own (404, 405,
@@ -52,6 +56,7 @@
 #include "app.h"
 #include "engine/engine.h"
 #include "engine/form_glue.h"
+#include "model/http_strict.h"
 #include "core/thread.h"
 #include "engine/mhd_glue.h"
 #include "pipeline/pipeline.h"
@@ -561,6 +566,7 @@ static void *vg__on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         vg__request_unref(req);
         return NULL;
     }
+    req->uri_at = uri;
     req->conn = conn;
     req->engine = &vg__glue_ops;
     /* The engine's view of the connection (lib/engine/engine.c): the event thread
@@ -664,6 +670,9 @@ static unsigned vg__copy_request(vg_request *req, struct MHD_Connection *conn,
     if ((size_t)MHD_get_connection_values(conn, MHD_HEADER_KIND,
                                           vg__copy_header, req) != nhdr)
         return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    if (req->authority != NULL &&
+        vg__request_add_header(req, MHD_HTTP_HEADER_HOST, req->authority) != 0)
+        return MHD_HTTP_INTERNAL_SERVER_ERROR;
     ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (ci != NULL && ci->client_addr != NULL)
         vg__request_set_peer(req, ci->client_addr,
@@ -757,6 +766,26 @@ static vg__answer_kind vg__route(vg_app *app, vg_request *req, vg__match *m)
                                          : VG__ANSWER_NOT_FOUND;
 }
 
+static enum MHD_Result vg__scan_trailer(void *cls, enum MHD_ValueKind kind,
+                                        const char *key, const char *value)
+{
+    (void)kind;
+    vg__strict_field(cls, key, value);
+    return MHD_YES;
+}
+
+/* The trailer fields of a chunked body, parsed by libmicrohttpd as it
+ * parses the head (obs-fold glued onto names included): the same checks
+ * on each field, without the head's line accounting or Host rules. */
+static vg__strict_verdict vg__trailer_check(struct MHD_Connection *conn)
+{
+    vg__strict s;
+
+    vg__strict_begin(&s, NULL, NULL, 0, NULL);
+    MHD_get_connection_values(conn, MHD_FOOTER_KIND, vg__scan_trailer, &s);
+    return s.verdict;
+}
+
 /* Copies the request out of MHD and routes it as soon as its head is in,
  * so that its route's body limits (lib/pipeline/limits.c) apply to the
  * body; nothing is answered yet (fact 11): vg__dispatch answers what this
@@ -787,12 +816,12 @@ static size_t vg__body_limit(const vg_app *app, const vg_request *req)
 #define VG__DRAIN_MAX (1024 * 1024)
 
 /* A limit was breached (or an upload could not be stored): what was kept
- * of the body and its form goes now,
- * nothing more is stored or decoded. libmicrohttpd 0.9.75 cannot queue an
- * answer before the body is over (MHD_queue_response refuses while upload
- * data is still due), so the rest is read and dropped, and the 413 goes
- * when it ends; if more than VG__DRAIN_MAX remains the connection is closed
- * without an answer rather than reading on. */
+ * of the body and its form goes now, nothing more is stored or decoded.
+ * libmicrohttpd 0.9.75 cannot queue an answer before the body is over
+ * (MHD_queue_response refuses while upload data is still due), so the rest
+ * is read and dropped, and the 413 goes when it ends; if more than
+ * VG__DRAIN_MAX remains the connection is closed without an answer rather
+ * than reading on. */
 static enum MHD_Result vg__drain_too_large(vg_request *req)
 {
     vg__form_glue_discard(req);
@@ -807,6 +836,7 @@ static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
     vg_result *res;
     unsigned status;
     bool on_worker;
+    vg__strict_verdict v;
 
     if (req->body_too_large)
         return vg__answer_now(req, conn, MHD_HTTP_CONTENT_TOO_LARGE,
@@ -815,6 +845,9 @@ static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
     if (req->store_failed)
         return vg__answer_now(req, conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
                               "upload could not be stored",
+                              MHD_HTTP_HEADER_CONNECTION, "close");
+    if (req->chunked && (v = vg__trailer_check(conn)).status != 0)
+        return vg__answer_now(req, conn, v.status, v.detail,
                               MHD_HTTP_HEADER_CONNECTION, "close");
     vg__form_glue_finish(req, conn);
     status = req->head_status;
@@ -855,11 +888,13 @@ static enum MHD_Result vg__answer_resumed(vg_request *req,
     return vg__queue(req, conn, r);
 }
 
-/* What the head says about the body's length, gathered in one pass. */
+/* What the head says about the body's length, gathered in one pass with
+ * the walk of lib/model/http_strict.c over the same fields. */
 typedef struct {
     unsigned cl_count, te_count;
     const char *cl, *te;
     bool cl_differ, bad_name;
+    vg__strict strict;
 } vg__framing;
 
 static enum MHD_Result vg__scan_framing(void *cls, enum MHD_ValueKind kind,
@@ -868,6 +903,7 @@ static enum MHD_Result vg__scan_framing(void *cls, enum MHD_ValueKind kind,
     vg__framing *f = cls;
 
     (void)kind;
+    vg__strict_field(&f->strict, key, value);
     if (strpbrk(key, " \t") != NULL)
         f->bad_name = true;
     else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
@@ -888,20 +924,68 @@ static enum MHD_Result vg__scan_framing(void *cls, enum MHD_ValueKind kind,
  * Content-Length, a coding other than plain "chunked", whitespace before a
  * colon. Answered on the first call, so MHD closes the connection and
  * nothing of the body is read as a next request. */
-static bool vg__framing_ok(struct MHD_Connection *conn)
+static bool vg__framing_ok(const vg__framing *f)
 {
-    vg__framing f;
-
-    memset(&f, 0, sizeof f);
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, vg__scan_framing, &f);
-    if (f.bad_name || f.cl_differ)
+    if (f->bad_name || f->cl_differ)
         return false;
-    if (f.cl != NULL && (f.cl[0] == '\0' || strspn(f.cl, "0123456789") != strlen(f.cl)))
+    if (f->cl != NULL && (f->cl[0] == '\0' || strspn(f->cl, "0123456789") != strlen(f->cl)))
         return false;
-    if (f.te_count > 0 && (f.cl_count > 0 || f.te_count > 1 ||
-                           strcasecmp(f.te, "chunked") != 0))
+    if (f->te_count > 0 && (f->cl_count > 0 || f->te_count > 1 ||
+                           strcasecmp(f->te, "chunked") != 0))
         return false;
     return true;
+}
+
+/* The longest method any route maps, asked only about a method longer
+ * than any standard one (rare: a list is built). */
+static size_t vg__longest_mapped(vg_app *app)
+{
+    char *list = vg__router_methods(app->router), *p;
+    size_t n, longest = 0;
+
+    for (p = list; p != NULL && *p != '\0'; p += n + strspn(p + n, ", ")) {
+        n = strcspn(p, ", ");
+        if (n > longest)
+            longest = n;
+    }
+    free(list);
+    return longest;
+}
+
+/* The checks of lib/model/http_strict.c on the head, and the framing scan, in
+ * one pass over the fields. Any refusal's verdict, status 0 if none;
+ * `framing` holds what the head says about the body. */
+static vg__strict_verdict vg__head_check(vg_app *app, vg_request *req,
+                                         struct MHD_Connection *conn,
+                                         const char *method,
+                                         const char *version,
+                                         vg__framing *framing)
+{
+    const union MHD_ConnectionInfo *ci;
+    size_t mlen = strlen(method), tlen;
+    vg__strict_verdict v = vg__strict_method(method, mlen, 0);
+    vg__strict_absolute abs;
+
+    /* A long method may still be one the app maps itself. */
+    if (v.status == 501 && vg__strict_method(method, mlen,
+                                             vg__longest_mapped(app)).status == 0)
+        v.status = 0;
+    if (v.status != 0)
+        return v;
+    tlen = strlen(req->raw_uri);
+    v = vg__strict_target(req->raw_uri, tlen);
+    if (v.status != 0)
+        return v;
+    memset(framing, 0, sizeof *framing);
+    vg__strict_begin(&framing->strict, method, req->uri_at,
+                     tlen, version);
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, vg__scan_framing, framing);
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    v = vg__strict_end(&framing->strict, vg__strict_is_http11(version),
+                       ci != NULL ? method + ci->header_size : NULL);
+    if (v.status == 0 && vg__strict_absolute_form(req->raw_uri, &abs))
+        v = vg__strict_host(abs.authority, abs.authority_len);
+    return v;
 }
 
 /* True if the declared body is over the limit, so 413 can go out before a
@@ -929,8 +1013,9 @@ static enum MHD_Result vg__on_access(void *cls, struct MHD_Connection *conn,
 {
     vg_app *app = cls;
     vg_request *req = *con_cls;
+    vg__strict_verdict v;
+    vg__framing framing;
 
-    (void)version;
     if (req == NULL)
         return MHD_NO; /* the URI callback ran out of memory */
     switch (req->state) {
@@ -940,8 +1025,14 @@ static enum MHD_Result vg__on_access(void *cls, struct MHD_Connection *conn,
         if (req->method == NULL)
             return MHD_NO;
         /* Answering on this first call makes MHD close the connection
-         * (fact 11); right for a body we refuse to read, wrong otherwise. */
-        if (!vg__framing_ok(conn))
+         * (fact 11); right for a head we refuse or a body we refuse to
+         * read, wrong otherwise. */
+        v = vg__head_check(app, req, conn, method, version, &framing);
+        if (v.status != 0)
+            return vg__answer_now(req, conn, v.status, v.detail,
+                                  MHD_HTTP_HEADER_CONNECTION, "close");
+        req->chunked = framing.te_count > 0;
+        if (!vg__framing_ok(&framing))
             return vg__answer_now(req, conn, MHD_HTTP_BAD_REQUEST,
                                   "bad request framing",
                                   MHD_HTTP_HEADER_CONNECTION, "close");
@@ -1001,6 +1092,11 @@ struct MHD_Daemon *vg__glue_daemon(vg_app *app,
 
     /* No thread and no listening socket of its own: an event thread of
      * lib/engine/engine.c accepts connections for it and runs it. */
+    /* MHD_OPTION_STRICT_FOR_CLIENT stays 0: at 1 libmicrohttpd answers a
+     * missing Host itself (its status line written twice, past the error
+     * handler) and closes on a space in the target without an answer;
+     * lib/model/http_strict.c refuses both, and more (README
+     * "Conformance"). */
     d = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_ERROR_LOG,

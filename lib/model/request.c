@@ -12,6 +12,7 @@
 
 #include <microhttpd.h>
 
+#include "model/http_strict.h"
 #include "model/request.h"
 #include "model/form.h"
 #include "model/upload.h"
@@ -202,6 +203,7 @@ static int vg__split_path(vg_request *req, const char *raw, size_t len)
 int vg__request_parse_target(vg_request *req, const char *url)
 {
     const char *raw = req->raw_uri, *q;
+    vg__strict_absolute abs;
     size_t path_len;
 
     if (raw != NULL && strcmp(raw, "*") == 0 && req->method != NULL &&
@@ -210,6 +212,24 @@ int vg__request_parse_target(vg_request *req, const char *url)
         req->asterisk = true;
         req->path = "*";
         return 0;
+    }
+    if (raw != NULL && vg__strict_absolute_form(raw, &abs)) {
+        if (memchr(abs.authority, '%', abs.authority_len) != NULL)
+            return -EINVAL;
+        /* Absolute-form (RFC 9112 3.2.2): a server MUST accept it, route
+         * by the path and take the host from the target. The decoded url
+         * starts with the same scheme and authority (which holds no '%',
+         * vg__strict_host). */
+        req->authority = vg__request_strndup(req, abs.authority,
+                                             abs.authority_len);
+        if (req->authority == NULL)
+            return -ENOMEM;
+        url += (size_t)(abs.rest - raw);
+        raw = abs.rest;
+        if (raw[0] == '\0' || raw[0] == '?') {
+            req->path = "/";
+            return vg__split_path(req, "/", 1);
+        }
     }
     if (raw == NULL || raw[0] != '/')
         return -EINVAL;
@@ -225,8 +245,42 @@ int vg__request_parse_target(vg_request *req, const char *url)
     return vg__split_path(req, raw, path_len);
 }
 
+/* The pair already held under `name` (any case), or NULL. */
+static vg__pair *vg__pairs_get(vg__pairs *p, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < p->n; i++)
+        if (strcasecmp(p->items[i].name, name) == 0)
+            return &p->items[i];
+    return NULL;
+}
+
 int vg__request_add_header(vg_request *req, const char *name, const char *value)
 {
+    vg__pair *prev;
+
+    /* An absolute-form target's authority is the Host (RFC 9112 3.2.2);
+     * the glue adds it once the fields are copied. */
+    if (req->authority != NULL && strcasecmp(name, "Host") == 0 &&
+        value != req->authority)
+        return 0;
+    /* Cookie fields sent apart (HTTP/2 gateways do, RFC 9113 8.2.3) are
+     * one list: a lookup sees them joined with "; " (vg_request_header),
+     * the walk over the fields each as sent. */
+    if ((name[0] | 0x20) == 'c' && strcasecmp(name, "Cookie") == 0 &&
+        (prev = vg__pairs_get(&req->headers, "Cookie")) != NULL) {
+        const char *had = req->cookies ? req->cookies : prev->value;
+        size_t a = strlen(had), b = strlen(value);
+        char *joined = vg__request_alloc(req, a + 2 + b + 1);
+
+        if (joined == NULL)
+            return -ENOMEM;
+        memcpy(joined, had, a);
+        memcpy(joined + a, "; ", 2);
+        memcpy(joined + a + 2, value, b + 1);
+        req->cookies = joined;
+    }
     return vg__pairs_add(req, &req->headers, name, strlen(name), value,
                          strlen(value));
 }
@@ -371,6 +425,9 @@ const char *vg_request_query(const vg_request *req, const char *name)
 
 const char *vg_request_header(const vg_request *req, const char *name)
 {
+    if (req != NULL && req->cookies != NULL && name != NULL &&
+        strcasecmp(name, "Cookie") == 0)
+        return req->cookies;
     return req ? vg__pairs_find(&req->headers, name, true) : NULL;
 }
 

@@ -97,6 +97,12 @@ struct vg_request {
 
     /* Copied out of libmicrohttpd before dispatch (DESIGN.md fact 5). */
     char *raw_uri;              /* as sent, for our own path decoding */
+    const char *uri_at;         /* where MHD's URI callback saw it, in MHD's
+                                   read buffer: compared, never read
+                                   (lib/model/http_strict.h) */
+    char *authority;            /* an absolute-form target's host[:port] */
+    char *cookies;              /* every Cookie field's value joined with
+                                   "; ", when there are several; else NULL */
     const char *method;
     const char *path;           /* decoded, no query */
     char **segs;                /* decoded path segments */
@@ -137,6 +143,7 @@ struct vg_request {
     int answer;                 /* vg__answer_kind */
     bool running;               /* inside vg__pipeline_run: may defer/stream */
     bool asterisk;              /* "OPTIONS *" */
+    bool chunked;               /* a chunked body: trailers to check */
 
     vg__datum *data;            /* vg_request_set_data */
     /* vg_request_add_response_header; guarded by `lock`, because the

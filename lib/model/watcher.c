@@ -34,6 +34,7 @@
 #include "core/clock.h"
 #include "model/request.h"
 #include "core/thread.h"
+#include "core/token.h"
 #include "model/watcher.h"
 
 #define VG__STOP_KEY UINT64_MAX
@@ -113,6 +114,10 @@ static bool vg__dl_append(vg__watcher *w, int slot, unsigned timeout_ms)
     l = &w->lists[li];
     was_empty = l->head < 0;
     w->slots[slot].deadline = vg__clock_ms() + timeout_ms;
+    /* The token learns the deadline this watcher enforces, so that the
+     * handler can pass what is left of it on (vg_token_remaining_ms). */
+    vg__token_set_deadline(w->slots[slot].req->token,
+                           w->slots[slot].deadline * 1000000u);
     w->slots[slot].list = li;
     w->slots[slot].prev = l->tail;
     w->slots[slot].next = -1;

@@ -22,7 +22,9 @@
 #endif
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "app.h"
 #include "pipeline/group.h"
@@ -122,10 +124,33 @@ static void vg__attach_route(void *ctx, const vg__route_view *route)
         *route->timeout_ms = g->effective_ms;
 }
 
+/* Copies the value of an X-Request-Id the request's answer carries (lib/
+ * web/request_id.c adds one with vg_request_add_response_header). */
+static int vg__access_find_id(const char *name, const char *value, void *arg)
+{
+    char *id = arg;
+
+    if (strcasecmp(name, "X-Request-Id") != 0)
+        return 0;
+    snprintf(id, 160, "%s", value);
+    return 1;
+}
+
+/* The access log as a completion hook (`arg`: the app's vg__log). It
+ * shows the answer's X-Request-Id, whoever set it. */
+static void vg__pipeline_access(const vg_completion *c, void *arg)
+{
+    char id[160] = "";
+
+    vg__request_each_response_header((vg_request *)c->req,
+                                     vg__access_find_id, id);
+    vg__log_access(arg, c, id[0] ? id : NULL);
+}
+
 int vg__pipeline_prepare(vg_app *app)
 {
     vg__pipeline *p = &app->pipe;
-    vg__hook access = {vg__log_access, &app->log};
+    vg__hook access = {vg__pipeline_access, &app->log};
     size_t i;
 
     if (!p->access_logged && vg__log_enabled(&app->log, VG_LOG_INFO)) {
@@ -180,6 +205,24 @@ static vg_result *vg__library_handler(vg_request *req, void *arg)
     return vg__pipeline_library(req);
 }
 
+/* The chain for an OPTIONS request the library answers. A CORS preflight
+ * (Access-Control-Request-Method) asks about another route of the path:
+ * it gets that route's chain, so a group's filters (lib/web/cors.c
+ * attached to a group) see preflights for the group's routes whether or
+ * not the path has an OPTIONS route. Anything else gets the app's. */
+static const vg__chain *vg__preflight_chain(vg_app *app, vg_request *req)
+{
+    const char *asked = vg_request_header(req, "Access-Control-Request-Method");
+    vg__match m;
+
+    if (asked == NULL || vg__router_match(app->router, asked,
+                                          (const char *const *)req->segs,
+                                          req->nseg, &m) != VG__MATCH_FOUND ||
+        m.ext == NULL)
+        return &app->pipe.chain;
+    return m.ext;
+}
+
 bool vg__pipeline_route(vg_app *app, vg_request *req, vg__answer_kind kind,
                         const vg__match *m)
 {
@@ -200,8 +243,10 @@ bool vg__pipeline_route(vg_app *app, vg_request *req, vg__answer_kind kind,
         return true;
     }
     req->chain = &p->chain;
-    if (kind == VG__ANSWER_NO_METHOD && strcmp(req->method, "OPTIONS") == 0)
+    if (kind == VG__ANSWER_NO_METHOD && strcmp(req->method, "OPTIONS") == 0) {
         kind = VG__ANSWER_OPTIONS;
+        req->chain = vg__preflight_chain(app, req);
+    }
     req->answer = kind;
     if (kind == VG__ANSWER_NOT_FOUND && p->fallback != NULL) {
         req->fn = p->fallback;

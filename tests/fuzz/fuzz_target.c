@@ -21,11 +21,13 @@
  *  BODY    the rest: the request body, then parsed by vg_request_json.
  *
  * What must hold:
- *  - parse_target returns 0 exactly when the target starts with '/' and its
- *    path has no '#' and no "%00" (so a "%00" in the path never gives 0),
- *    else -EINVAL; on 0 the segments are the decoded '/'-pieces of the raw
- *    path (one trailing empty piece dropped), none holding a NUL, nseg
- *    consistent with them, and the path is `url`;
+ *  - parse_target returns 0 exactly when the target starts with '/' (or is
+ *    absolute-form, "http://host" with no '%' in host, followed by nothing,
+ *    a query or such a path) and its path has no '#' and no "%00" (so a
+ *    "%00" in the path never gives 0), else -EINVAL; on 0 the segments are
+ *    the decoded '/'-pieces of the raw path (one trailing empty piece
+ *    dropped), none holding a NUL, nseg consistent with them, and the path
+ *    is `url` (without an absolute-form's scheme and host);
  *  - parameters filled from a router match are the matched segments (and
  *    the joined rest of the path for {*rest});
  *  - add_query refuses a name or value holding a NUL with -EINVAL and keeps
@@ -42,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <microhttpd.h>
 
@@ -121,8 +124,25 @@ static void check_target(vg_request *req, const char *raw)
     CHECK(path != NULL && url != NULL);
     MHD_http_unescape(url);
 
+    /* Absolute-form (RFC 9112 3.2.2): an http or https scheme and a
+     * non-empty authority (with no '%', which Host refuses), then what an
+     * origin-form target would hold; nothing after the authority is "/". */
+    size_t pre = 0;
+    bool abs_pct = false;
+    if (strncasecmp(raw, "http://", 7) == 0 || strncasecmp(raw, "https://", 8) == 0) {
+        size_t skip = raw[4] == ':' ? 7 : 8, alen = strcspn(raw + skip, "/?#");
+        if (alen > 0) {
+            pre = skip + alen;
+            abs_pct = memchr(raw + skip, '%', alen) != NULL;
+        }
+    }
+    const char *rpath = path + pre, *rurl = url + pre;
+    if (pre > 0 && rpath[0] == '\0')
+        rpath = rurl = "/";
+    size_t rlen = strlen(rpath);
+
     bool has_nul = strstr(path, "%00") != NULL;
-    bool ok = raw[0] == '/' && strchr(path, '#') == NULL && !has_nul;
+    bool ok = rpath[0] == '/' && strchr(rpath, '#') == NULL && !has_nul && !abs_pct;
 
     CHECK(vg__request_set_uri(req, raw) == 0);
     CHECK(strcmp(req->raw_uri, raw) == 0);
@@ -140,10 +160,10 @@ static void check_target(vg_request *req, const char *raw)
     /* The reference split: '/'-pieces of the raw path after the leading
      * '/', each decoded; "/" has none; one trailing empty piece dropped. */
     size_t n = 0;
-    char *pieces = strdup(path + 1);
+    char *pieces = strdup(rpath + 1);
     CHECK(pieces != NULL);
-    CHECK(strcmp(vg_request_path(req), url) == 0);
-    if (path_len > 1) {
+    CHECK(strcmp(vg_request_path(req), rurl) == 0);
+    if (rlen > 1) {
         char *p = pieces;
         for (;;) {
             char *slash = strchr(p, '/');
@@ -179,7 +199,7 @@ static void check_target(vg_request *req, const char *raw)
     size_t total = 1;
     for (size_t i = 0; i < req->nseg; i++)
         total += strlen(req->segs[i]) + (i > 0);
-    size_t url_len = strlen(url);
+    size_t url_len = strlen(rurl);
     CHECK(total == url_len || total + 1 == url_len);
 
     /* Parameters from a real match. */
