@@ -543,8 +543,11 @@ START_TEST(a_64k_field_name_is_refused_cleanly)
     tu_response_free(&r);
     /* multipart: a part header line longer than the buffer. */
     strcpy(body, "--XyZ\r\nContent-Disposition: form-data; name=\"");
-    memset(body + strlen(body), 'k', n);
-    strcpy(body + 46 + n, "\"\r\n\r\n1\r\n--XyZ--\r\n");
+    {
+        size_t at = strlen(body);
+        memset(body + at, 'k', n);
+        strcpy(body + at + n, "\"\r\n\r\n1\r\n--XyZ--\r\n");
+    }
     r = post_form(app, "multipart/form-data; boundary=XyZ", body,
                   strlen(body));
     ck_assert_body(r, "a:EBADMSG\nn:EBADMSG\n");
