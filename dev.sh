@@ -19,7 +19,7 @@ cd "$(dirname "$0")"
 # its tests, which start a private server of their own).
 BUILD_PKGS=(build-essential autoconf automake libtool pkg-config
             libmicrohttpd-dev libjansson-dev nettle-dev)
-TEST_PKGS=(check libcurl4-openssl-dev curl clang libclang-rt-dev valgrind python3
+TEST_PKGS=(check libcurl4-openssl-dev curl clang libclang-rt-dev valgrind python3 python3-requests
            doxygen libunistring-dev nginx chromium
            postgresql libpq-dev)
 # The load generator, and the peers bench/run-suite compares libvolga with

@@ -665,6 +665,166 @@ int vg_request_add_response_header(vg_request *req, const char *name,
 /** @} */
 
 /* ------------------------------------------------------------------------ */
+/** @name Forms
+ *
+ * A body sent as `application/x-www-form-urlencoded` or
+ * `multipart/form-data` is decoded by libmicrohttpd's PostProcessor while
+ * it arrives, once, whatever the handler later asks; its fields (the
+ * urlencoded pairs, the multipart parts without a filename) are kept with
+ * the request, in the order sent. The raw body stays available through
+ * vg_request_body. A body the decoder refuses (a multipart type without a
+ * boundary or with one longer than about 8 KiB, a part or a name longer
+ * than about 16 KiB, an unterminated multipart body, bytes after the last
+ * boundary) makes the whole form undecodable: the functions below then
+ * fail with EBADMSG, and the handler decides what to answer (400, say).
+ * Names and values are bytes as sent, percent-decoded for urlencoded
+ * bodies; nothing checks that they are UTF-8.
+ * @{
+ */
+
+/**
+ * The value of the first form field called `name` (exact, case-sensitive
+ * match), NUL-terminated and borrowed for the request's life; "" for an
+ * empty value. A value holding NUL bytes reads short here: use
+ * vg_request_form_each for its full length. Returns NULL and sets errno:
+ * ENOENT if the body is not a form (another Content-Type, or none) or has
+ * no such field, EBADMSG if the form could not be decoded, EINVAL for a
+ * NULL argument. Any thread that may read the request.
+ */
+const char *vg_request_form(vg_request *req, const char *name);
+
+/**
+ * Calls `fn(name, value, len, arg)` for every form field in the order
+ * sent, repeated names included (`len` is the value's length; the value is
+ * also NUL-terminated). Stops at the first non-zero return of `fn` and
+ * returns it; returns 0 after the last field, -ENOENT if the body is not a
+ * form, -EBADMSG if it could not be decoded, -EINVAL for a NULL `req` or
+ * `fn`. The strings are borrowed for the request's life. Any thread that
+ * may read the request.
+ */
+int vg_request_form_each(vg_request *req,
+                         int (*fn)(const char *name, const char *value,
+                                   size_t len, void *arg),
+                         void *arg);
+
+/**
+ * What a request body may be, for vg_app_set_body_limits,
+ * vg_group_set_body_limits and vg_map_body_limits. A 0 member inherits:
+ * a route takes what it does not set from its group, a group from its
+ * enclosing group, a group of the app from the app, the app from the
+ * defaults; SIZE_MAX means no limit. Every limit is exact: N is accepted,
+ * N + 1 answers 413. A breach answers 413 through the error handler as
+ * soon as it is seen (a declared Content-Length over `body` before a byte
+ * of the body is read), stops reading and closes the connection; no
+ * handler runs and the fields and temporary files are dropped.
+ */
+typedef struct vg_body_limits {
+    size_t body;       /**< the whole body, bytes; default: vg_app_set_body_limit (1 MiB) */
+    size_t file_size;  /**< one multipart file part, bytes; default: no limit but `body` */
+    size_t files;      /**< multipart file parts; default 100 */
+    size_t fields;     /**< form fields (urlencoded pairs, multipart text parts); default 10,000 */
+    size_t field_size; /**< one field's value, bytes; default 1 MiB */
+} vg_body_limits;
+
+/** Sets the app's body limits (the non-zero members of `*lim`, copied;
+ *  `body` is the same setting as vg_app_set_body_limit). 0, -EINVAL (NULL
+ *  argument), -EBUSY once started, -ENOMEM. The configuring thread. */
+int vg_app_set_body_limits(vg_app *app, const vg_body_limits *lim);
+/** Sets body limits for the group's routes and its nested groups' (the
+ *  non-zero members, copied; a later call adds to an earlier one). Returns
+ *  as vg_app_set_body_limits. */
+int vg_group_set_body_limits(vg_group *g, const vg_body_limits *lim);
+/**
+ * Sets body limits for the route already mapped for `method` and
+ * `pattern` (same shape; parameter names may differ): the non-zero
+ * members of `*lim`, copied, over its groups' and the app's. An upload
+ * route takes 1 GiB this way while the app's default stays 1 MiB. A HEAD
+ * request answered by a GET route uses the GET route's limits. Returns 0,
+ * -EINVAL, -ENOENT (no such route, logged), -EBUSY once started, -ENOMEM.
+ * The configuring thread.
+ */
+int vg_map_body_limits(vg_app *app, const char *method, const char *pattern,
+                       const vg_body_limits *lim);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Uploads
+ *
+ * On a route (or the routes of a group) set to stream uploads, the file
+ * parts of a `multipart/form-data` body (parts with a filename) are
+ * written to anonymous temporary files as the bytes arrive, through the
+ * same PostProcessor that decodes the text fields; memory stays a few
+ * buffers per request whatever the size. The files are `O_TMPFILE` files
+ * in the route's directory (or, where the filesystem lacks it, `mkstemp`
+ * files unlinked at once), mode 0600: they have no name unless
+ * vg_upload_save gives them one, and every file not saved disappears when
+ * the request ends, whether it completed, was refused (413) or its client
+ * left in the middle of the body (the token and the access log then say
+ * client_gone). Such a route keeps no raw body (vg_request_body is
+ * empty); its text fields are read with vg_request_form and are kept in
+ * memory, so their limits (`fields`, `field_size`) bound what a request
+ * can make the server hold. The handler runs
+ * once the whole body is stored. A file that cannot be written (disk full)
+ * answers 500. Limits: vg_body_limits (files, file_size, body).
+ * @{
+ */
+
+/** One uploaded file, owned by its request; borrowed for the request's
+ *  life. */
+typedef struct vg_upload vg_upload;
+
+/**
+ * Streams the uploads of the route mapped for `method` and `pattern` to
+ * anonymous files in directory `dir` (NULL: $TMPDIR, else /tmp), which
+ * must exist and be writable now (checked here; the path is copied).
+ * Returns 0, -EINVAL, -ENOENT (no such route or directory, logged),
+ * -ENOTDIR, -EACCES, -EBUSY once started, -ENOMEM. The configuring thread.
+ */
+int vg_map_uploads(vg_app *app, const char *method, const char *pattern,
+                   const char *dir);
+/** The same for the group's routes and its nested groups' (a route's own
+ *  setting wins). Returns as vg_map_uploads. */
+int vg_group_set_uploads(vg_group *g, const char *dir);
+
+/** The first uploaded file of form field `name`, or NULL with errno
+ *  ENOENT (none, or a route that does not stream uploads) or EINVAL. Any
+ *  thread that may read the request. */
+const vg_upload *vg_request_upload(vg_request *req, const char *name);
+/** Calls `fn(upload, arg)` for every uploaded file in the order sent.
+ *  Stops at the first non-zero return of `fn` and returns it; 0 after the
+ *  last; -EINVAL for a NULL `req` or `fn`. Any thread that may read the
+ *  request. */
+int vg_request_uploads(vg_request *req,
+                       int (*fn)(const vg_upload *u, void *arg), void *arg);
+/** The form field's name the file came in. Borrowed. */
+const char *vg_upload_name(const vg_upload *u);
+/** The filename exactly as the client sent it, for display only: it may
+ *  hold "../", slashes or any bytes, and the library never uses it as a
+ *  path (the file on disk has no name). "" if the part had none. */
+const char *vg_upload_filename(const vg_upload *u);
+/** The part's Content-Type as sent, or NULL if it had none. Borrowed. */
+const char *vg_upload_content_type(const vg_upload *u);
+/** The file's size in bytes. */
+size_t vg_upload_size(const vg_upload *u);
+/** The file's descriptor, positioned at its start when the handler runs;
+ *  owned by the request (do not close it; dup it to keep it). Reading it
+ *  moves the shared offset: prefer pread. -1 for a NULL upload. */
+int vg_upload_fd(const vg_upload *u);
+/**
+ * Keeps the file at `path` (mode 0600), which must not exist: a link to
+ * the same inode where possible (linkat of the O_TMPFILE file through
+ * /proc/self/fd), else a copy (another filesystem, or the mkstemp
+ * fallback); a failed copy leaves nothing at `path`. The request's
+ * descriptor stays valid. Returns 0, -EEXIST, -EINVAL, or the failing
+ * call's negative errno (-ENOENT for a missing directory, -ENOSPC...).
+ * The handler's thread (it may block on a copy).
+ */
+int vg_upload_save(const vg_upload *u, const char *path);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
 /** @name Results
  *
  * A handler returns a new result and the library owns it from then on. A
