@@ -702,6 +702,96 @@ bool vg_result_is_deferred(const vg_result *res);
 /** @} */
 
 /* ------------------------------------------------------------------------ */
+/** @name Static files
+ *
+ * Files as answers, with what browsers and caches expect: a strong ETag
+ * and Last-Modified; If-None-Match (which takes precedence) and
+ * If-Modified-Since answered 304; If-Match and If-Unmodified-Since 412;
+ * one byte range ("Range: bytes=a-b", "a-", "-n") answered 206 with
+ * Content-Range, honoured only while If-Range (if sent) still matches; a
+ * range past the end 416 with a Content-Range that gives only the size
+ * ("bytes", an asterisk, a slash and the size);
+ * several ranges, or a malformed header, the whole file with 200. HEAD
+ * gets the GET's headers. Content-Type comes from the name (a built-in
+ * table for web types, then /etc/mime.types, read once; "; charset=utf-8"
+ * on text types), with "X-Content-Type-Options: nosniff" and
+ * "Accept-Ranges: bytes". The body is sent zero-copy (sendfile) from the
+ * descriptor opened for the request, which is closed when the answer is
+ * done, also when the client leaves mid-download.
+ * @{
+ */
+
+/**
+ * A file as the answer: `path` (the application's own, used as given,
+ * symlinks followed; for names that come from a request use
+ * vg_app_serve_dir, which never leaves its root) with the validators,
+ * ranges and zero-copy sending described above. `content_type` (copied)
+ * overrides the type found from the name; NULL finds it. A missing file or
+ * one that is not a regular file answers 404, an unreadable one 403, both
+ * through the app's error handler. The request's headers decide 304, 206,
+ * 412 or 416. Returns a new result (add headers with vg_result_set_header)
+ * or NULL with errno EINVAL (NULL req or path) or ENOMEM. The handler's
+ * (or its middleware's) thread.
+ */
+vg_result *vg_file(vg_request *req, const char *path, const char *content_type);
+
+/** Options of vg_app_serve_dir_opts and vg_group_serve_dir. Zero it
+ *  (`vg_static_options o = {0};`) for the defaults; strings are copied. */
+typedef struct {
+    /** The file answered for a directory ("/docs/"); NULL: "index.html".
+     *  A directory without one answers 404 (there are no listings). */
+    const char *index;
+    /** A file under the directory answered with 200 for every path that
+     *  names no file (a single-page application's "index.html"); NULL:
+     *  404. Refused names (dotfiles, "..") still get 404. */
+    const char *spa_fallback;
+    /** The Cache-Control value of every answer ("no-cache",
+     *  "public, max-age=3600"); NULL: none. */
+    const char *cache_control;
+    /** Serve names starting with '.' (".well-known", ".env"); by default
+     *  any path with such a segment answers 404. */
+    bool dotfiles;
+    /** Do not look for precompressed siblings. By default, for a type worth
+     *  compressing (text, JSON, XML, JavaScript, SVG, wasm), "app.js.br"
+     *  or "app.js.gz" next to "app.js" is sent instead (Content-Encoding br
+     *  or gzip, its own ETag) when Accept-Encoding takes that coding, and
+     *  such answers carry "Vary: Accept-Encoding". */
+    bool no_precompressed;
+    /** Run on the worker threads. By default the route is inline (see
+     *  vg_map_inline): answering takes a few file-system metadata calls and
+     *  the bytes go later by sendfile, so the hand-off would cost more than
+     *  it saves. Set it for slow (network) file systems. */
+    bool on_workers;
+} vg_static_options;
+
+/**
+ * Serves GET and HEAD requests for `prefix` ("/" or "/static") and
+ * everything under it from the files under directory `dir`, never outside
+ * it: the path's decoded segments may not be empty, "." or ".." however
+ * spelled ("%2e%2e", "%2f" and "\" included) and may not start with '.'
+ * (see vg_static_options.dotfiles); a symlink may point anywhere inside
+ * `dir` but never out of it (Linux openat2 RESOLVE_BENEATH; where the
+ * kernel lacks it every symlink is refused); FIFOs, sockets and devices
+ * are never opened for reading. A refused or missing path answers 404, a
+ * directory its index ("/docs" answers 301 to "/docs/"). `dir` is opened
+ * now (so it may be relative to the current directory) and kept open
+ * until vg_app_free. The default options; vg_app_serve_dir_opts takes
+ * others. Returns 0, -EINVAL (bad prefix or option), -ENOENT/-ENOTDIR/
+ * -EACCES (dir), -ENOMEM, or vg_map's errors (e.g. a route already mapped
+ * there), logged. Thread: the configuring thread, before start.
+ */
+int vg_app_serve_dir(vg_app *app, const char *prefix, const char *dir);
+/** vg_app_serve_dir with options (NULL: the defaults). */
+int vg_app_serve_dir_opts(vg_app *app, const char *prefix, const char *dir,
+                          const vg_static_options *opt);
+/** vg_app_serve_dir_opts under a group's prefix, with its middleware and
+ *  filters (opt NULL: the defaults); -EINVAL for a NULL group. */
+int vg_group_serve_dir(vg_group *g, const char *prefix, const char *dir,
+                       const vg_static_options *opt);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
 /** @name Answering later, holding no thread (long-poll, waiting on an event)
  * @{
  */

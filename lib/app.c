@@ -744,6 +744,31 @@ static void vg__wait_deferred(vg_app *app)
     }
 }
 
+int vg__app_add_cleanup(vg_app *app, void (*fn)(void *), void *arg)
+{
+    vg__app_cleanup *c = malloc(sizeof *c);
+
+    if (c == NULL)
+        return -ENOMEM;
+    c->fn = fn;
+    c->arg = arg;
+    c->next = app->cleanups;
+    app->cleanups = c;
+    return 0;
+}
+
+/* Runs once the engine and the pool are gone: no request is left to use
+ * what the features attached. */
+static void vg__run_cleanups(vg_app *app)
+{
+    while (app->cleanups != NULL) {
+        vg__app_cleanup *c = app->cleanups;
+        app->cleanups = c->next;
+        c->fn(c->arg);
+        free(c);
+    }
+}
+
 void vg_app_free(vg_app *app)
 {
     if (app == NULL)
@@ -761,6 +786,7 @@ void vg_app_free(vg_app *app)
         close(app->stop_fd);
     vg__pipeline_free(app);
     vg__router_free(app->router);
+    vg__run_cleanups(app);
     pthread_cond_destroy(&app->cond);
     pthread_mutex_destroy(&app->lock);
     free(app);

@@ -17,6 +17,14 @@
 
 struct vg__engine;
 
+/* Something a feature (lib/web/) attached to the app, freed by
+ * vg_app_free once no request can use it any more. */
+typedef struct vg__app_cleanup {
+    void (*fn)(void *arg);
+    void *arg;
+    struct vg__app_cleanup *next;
+} vg__app_cleanup;
+
 typedef enum {
     VG__APP_NEW = 0,   /* configurable */
     VG__APP_RUNNING,   /* serving */
@@ -44,6 +52,7 @@ struct vg_app {
     vg__log log;
     vg__router *router;
     vg__pipeline pipe;            /* middleware, groups, errors, hooks */
+    vg__app_cleanup *cleanups;    /* vg__app_add_cleanup, newest first */
 
     /* Running parts. */
     atomic_int state;             /* vg__app_state */
@@ -75,5 +84,10 @@ struct vg_app {
 };
 
 #include "model/counters.h"
+
+/* Has vg_app_free call fn(arg) after the last request is gone (features
+ * keep their per-app state this way). 0, or -ENOMEM (then fn is NOT
+ * called: the caller frees arg itself). Thread: the configuring thread. */
+int vg__app_add_cleanup(vg_app *app, void (*fn)(void *), void *arg);
 
 #endif

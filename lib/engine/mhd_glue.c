@@ -103,6 +103,27 @@ static struct MHD_Response *vg__stream_response(vg_result *res)
     return resp;
 }
 
+/* A file body (vg_file, static files): libmicrohttpd sends it with
+ * sendfile() on plain connections (pread through its buffer under TLS) and
+ * closes the fd when the response is destroyed, also when the client leaves
+ * mid-download. A HEAD answer never reads it. */
+static struct MHD_Response *vg__file_response(vg_result *res,
+                                              unsigned long long *len_out)
+{
+    struct MHD_Response *resp;
+    unsigned long long off, len;
+    int fd;
+
+    vg__result_take_fd(res, &fd, &off, &len);
+    resp = MHD_create_response_from_fd_at_offset64(len, fd, off);
+    if (resp == NULL) {
+        close(fd);
+        return NULL;
+    }
+    *len_out = len;
+    return resp;
+}
+
 /* Adds one of the request's vg_request_add_response_header headers. */
 static int vg__add_request_header(const char *name, const char *value,
                                   void *resp)
@@ -123,6 +144,12 @@ static struct MHD_Response *vg__response_from(vg_request *req, vg_result *res,
     *len_out = 0;
     if (res->stream != NULL) {
         resp = vg__stream_response(res);
+        if (resp == NULL)
+            return NULL;
+        goto headers;
+    }
+    if (res->fd >= 0) {
+        resp = vg__file_response(res, len_out);
         if (resp == NULL)
             return NULL;
         goto headers;
