@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
 # libmicrohttpd names -lunistring, through GnuTLS, and tests/install-check
 # links a static consumer with it).
 BUILD_PKGS=(build-essential autoconf automake libtool pkg-config
-            libmicrohttpd-dev libjansson-dev media-types)
+            libmicrohttpd-dev libjansson-dev media-types zlib1g-dev libbrotli-dev)
 TEST_PKGS=(check libcurl4-openssl-dev curl clang libclang-rt-dev valgrind python3
            doxygen libunistring-dev nginx chromium)
 # The load generator, and the peers bench/run-suite compares libvolga with

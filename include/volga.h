@@ -792,6 +792,48 @@ int vg_group_serve_dir(vg_group *g, const char *prefix, const char *dir,
 /** @} */
 
 /* ------------------------------------------------------------------------ */
+/** @name Compression
+ * @{
+ */
+
+/** Options of vg_compress; zero it for the defaults. */
+typedef struct {
+    /** Smallest body compressed, in bytes; 0: 1024. */
+    size_t min_size;
+    /** Largest body compressed (it is compressed in memory); 0: 8 MiB. */
+    size_t max_size;
+    /** zlib level 1-9 for gzip; 0: 6. Values out of range are clamped. */
+    int gzip_level;
+    /** brotli quality 1-11; 0: 4. Values out of range are clamped. */
+    int brotli_quality;
+} vg_compress_options;
+
+/**
+ * A middleware (vg_app_use, vg_group_use) that compresses answers: br
+ * (when libvolga was built with brotli) or gzip, as the request's
+ * Accept-Encoding prefers by q-value (br on a tie). Only whole bodies of
+ * compressible types (text, JSON and +json, XML and +xml, JavaScript, SVG,
+ * wasm; never text/event-stream) between min_size and max_size are
+ * compressed, file bodies (vg_file, static files on the workers) included;
+ * never HEAD, 1xx/204/206/304, ranges, streams, or bodies with a
+ * Content-Encoding already (precompressed siblings). Such an eligible
+ * answer always gets "Vary: Accept-Encoding"; a compressed one gets
+ * Content-Encoding and its strong ETag a suffix ("tag-gzip", which static
+ * files recognise in If-None-Match). No Accept-Encoding, or one that takes
+ * no coding we have, answers identity; only when identity is refused too
+ * ("identity;q=0", or "*;q=0" without an identity entry) does an eligible
+ * answer become 406. Answers that come out no smaller stay identity.
+ * Inline routes (vg_map_inline, and static directories unless
+ * vg_static_options.on_workers) pass through uncompressed: compression
+ * never runs on an event thread. Request bodies with a Content-Encoding
+ * are not inflated. `arg` is a `const vg_compress_options *` that must
+ * outlive the app, or NULL for the defaults. The handler's thread.
+ */
+vg_result *vg_compress(vg_request *req, vg_next *next, void *arg);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
 /** @name Answering later, holding no thread (long-poll, waiting on an event)
  * @{
  */

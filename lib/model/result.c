@@ -286,6 +286,35 @@ void vg__result_take_fd(vg_result *res, int *fd, unsigned long long *off,
     res->fd = -1;
 }
 
+void vg__result_set_body(vg_result *res, char *body, size_t len)
+{
+    free(res->body);
+    res->body = body;
+    res->body_len = len;
+    json_decref(res->problem);
+    res->problem = NULL;
+    if (res->fd >= 0)
+        close(res->fd);
+    res->fd = -1;
+}
+
+int vg__result_replace_header(vg_result *res, const char *name,
+                              const char *value)
+{
+    size_t i;
+
+    for (i = 0; i < res->nheaders; i++)
+        if (strcasecmp(res->headers[i].name, name) == 0) {
+            char *copy = strdup(value);
+            if (copy == NULL)
+                return -ENOMEM;
+            free(res->headers[i].value);
+            res->headers[i].value = copy;
+            return 0;
+        }
+    return vg__result_add_header(res, name, value);
+}
+
 unsigned vg_result_status(const vg_result *res)
 {
     return res == NULL || res == &vg__deferred ? 0 : res->status;

@@ -50,6 +50,16 @@ vg_result *vg__result_fd(int fd, unsigned long long off,
 void vg__result_take_fd(vg_result *res, int *fd, unsigned long long *off,
                         unsigned long long *len);
 
+/* Replaces the body of `res` with `body` (taken; malloc'd, len bytes), a
+ * file body or problem document included: for middleware that rewrites
+ * bodies (lib/web/compress.c). */
+void vg__result_set_body(vg_result *res, char *body, size_t len);
+
+/* Sets header `name` to `value` (copied), replacing the first one of that
+ * name if any. 0 or -ENOMEM. */
+int vg__result_replace_header(vg_result *res, const char *name,
+                              const char *value);
+
 /* Whether name and value are acceptable as a response header set by user
  * code (vg_result_set_header's rules). */
 bool vg__result_header_ok(const char *name, const char *value);

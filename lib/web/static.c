@@ -271,6 +271,25 @@ static vg_result *vg__add_validators(vg_result *res, const char *etag,
     return res;
 }
 
+/* If-None-Match compares weakly: the copy a client holds may be the one
+ * vg_compress made ("tag-gzip", "tag-br"), the same file in other bytes. */
+static bool vg__inm_match(const char *inm, const char *etag)
+{
+    static const char *const suffixes[] = {"-gzip\"", "-br\""};
+    char tagged[96];
+    size_t i, n = strlen(etag);
+
+    if (vg__etag_match(inm, etag, true))
+        return true;
+    for (i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        snprintf(tagged, sizeof tagged, "%.*s%s", (int)(n - 1), etag,
+                 suffixes[i]);
+        if (vg__etag_match(inm, tagged, true))
+            return true;
+    }
+    return false;
+}
+
 /* RFC 9110 13.2.2, steps 1-4 for GET and HEAD: 412, 304, or 0 to go on. */
 static unsigned vg__preconditions(vg_request *req, const char *etag,
                                   time_t mtime)
@@ -288,7 +307,7 @@ static unsigned vg__preconditions(vg_request *req, const char *etag,
         return 412;
     }
     if (inm != NULL) /* takes precedence: If-Modified-Since is ignored */
-        return vg__etag_match(inm, etag, true) ? 304 : 0;
+        return vg__inm_match(inm, etag) ? 304 : 0;
     if (vg__http_date_parse(ims, &t) && mtime <= t)
         return 304;
     return 0;
