@@ -16,9 +16,9 @@ cd "$(dirname "$0")"
 # libmicrohttpd names -lunistring, through GnuTLS, and tests/install-check
 # links a static consumer with it).
 BUILD_PKGS=(build-essential autoconf automake libtool pkg-config
-            libmicrohttpd-dev libjansson-dev media-types zlib1g-dev libbrotli-dev)
+            libmicrohttpd-dev libjansson-dev media-types zlib1g-dev libbrotli-dev libgnutls28-dev)
 TEST_PKGS=(check libcurl4-openssl-dev curl clang libclang-rt-dev valgrind python3
-           doxygen libunistring-dev nginx chromium)
+           doxygen libunistring-dev nginx chromium openssl)
 # The load generator, and the peers bench/run-suite compares libvolga with
 # (optional: the suite skips a peer that is missing).
 # Not libulfius-dev: it depends on libcurl4-gnutls-dev, which would remove

@@ -259,8 +259,10 @@ unsigned short vg_app_port(const vg_app *app);
  * Starts the app if needed and serves until SIGINT or SIGTERM arrives or
  * vg_app_stop is called, then shuts down gracefully (see vg_app_stop) and
  * returns 0, or a negative errno-style code if it could not start. While it
- * runs it installs handlers for SIGINT and SIGTERM and restores the previous
- * ones before returning. Call it from one thread (usually main).
+ * runs it installs handlers for SIGINT and SIGTERM (and, for an HTTPS app,
+ * SIGHUP, which reloads the certificate: vg_app_reload_tls) and restores
+ * the previous ones before returning. Call it from one thread (usually
+ * main).
  */
 int vg_app_run(vg_app *app);
 
@@ -830,6 +832,55 @@ typedef struct {
  * outlive the app, or NULL for the defaults. The handler's thread.
  */
 vg_result *vg_compress(vg_request *req, vg_next *next, void *arg);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name HTTPS
+ * @{
+ */
+
+/**
+ * Serves HTTPS instead of HTTP on the app's socket, with the PEM
+ * certificate chain in `cert_pem_file` (the server's certificate first,
+ * then intermediates, at most 16) and the PEM private key in
+ * `key_pem_file`. Both are read and checked now (the key must belong to
+ * the certificate) and again by vg_app_reload_tls. Only TLS 1.2 and 1.3
+ * are offered by default (vg_app_set_tls_priorities). Cancellation works
+ * as over HTTP: a client's FIN or RST cancels its request's token. Under
+ * TLS, file bodies are read through a buffer instead of sendfile. While
+ * vg_app_run runs, SIGHUP reloads the files (see vg_app_reload_tls).
+ * Returns 0, -EINVAL (NULL argument, set twice, or a file without a
+ * usable certificate or key, or a key that does not match), -ENOENT (a
+ * file that cannot be read), -ENOMEM, or -EBUSY once started; errors are
+ * logged. Thread: the configuring thread, before start.
+ */
+int vg_app_set_tls(vg_app *app, const char *cert_pem_file,
+                   const char *key_pem_file);
+
+/** Replaces the default GnuTLS priority string
+ *  ("NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2") after vg_app_set_tls.
+ *  It is checked now: 0, -EINVAL (no TLS set, or GnuTLS refuses it,
+ *  logged), -ENOMEM or -EBUSY once started. Thread: the configuring
+ *  thread. */
+int vg_app_set_tls_priorities(vg_app *app, const char *priorities);
+
+/**
+ * Reads the certificate and key files given to vg_app_set_tls again and
+ * uses them for every handshake from now on (a renewed certificate takes
+ * effect at once); connections already established are not touched and
+ * nothing is dropped. If the new files are unusable the current
+ * certificate stays and the error is returned (as vg_app_set_tls's) and
+ * logged. vg_app_run calls it on SIGHUP. Any thread, any time after
+ * vg_app_set_tls and before vg_app_free.
+ */
+int vg_app_reload_tls(vg_app *app);
+
+/** Adds "Strict-Transport-Security: max-age=N" (with
+ *  "; includeSubDomains" if asked) to every answer of an HTTPS app, the
+ *  library's own errors included. 0, -EINVAL (no TLS, or called twice),
+ *  -ENOMEM or -EBUSY once started. Thread: the configuring thread. */
+int vg_app_use_hsts(vg_app *app, unsigned max_age_s, bool include_subdomains);
 
 /** @} */
 

@@ -131,6 +131,7 @@ vg_app *vg_app_new(const char *address)
     app->watch = true;
     app->listen_fd = -1;
     app->stop_fd = -1;
+    app->hup_fd = -1;
     vg__log_init_default(&app->log);
     pthread_mutex_init(&app->lock, NULL);
     vg__cond_init_monotonic(&app->cond);
@@ -690,10 +691,23 @@ static void vg__app_shutdown(vg_app *app)
 
 static _Atomic(vg_app *) vg__signal_app;
 
+__thread vg_app *vg__event_app;
+
 static void vg__on_signal(int sig)
 {
-    (void)sig;
-    vg_app_stop(atomic_load(&vg__signal_app));
+    vg_app *app = atomic_load(&vg__signal_app);
+    uint64_t one = 1;
+
+    if (sig == SIGHUP) {
+        /* A feature asked for SIGHUP (TLS certificate reload): ring its
+         * eventfd, a write being async-signal-safe; its thread does the
+         * work. */
+        if (app != NULL && app->hup_fd >= 0 &&
+            write(app->hup_fd, &one, sizeof one) < 0)
+            return;
+        return;
+    }
+    vg_app_stop(app);
 }
 
 static void vg__join_supervisor(vg_app *app)
@@ -706,7 +720,7 @@ static void vg__join_supervisor(vg_app *app)
 
 int vg_app_run(vg_app *app)
 {
-    struct sigaction sa, old_int, old_term;
+    struct sigaction sa, old_int, old_term, old_hup;
     int rc;
 
     if (app == NULL)
@@ -722,9 +736,13 @@ int vg_app_run(vg_app *app)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    if (app->hup_fd >= 0)
+        sigaction(SIGHUP, &sa, &old_hup);
     vg__join_supervisor(app);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    if (app->hup_fd >= 0)
+        sigaction(SIGHUP, &old_hup, NULL);
     atomic_store(&vg__signal_app, NULL);
     return 0;
 }

@@ -53,6 +53,13 @@ struct vg_app {
     vg__router *router;
     vg__pipeline pipe;            /* middleware, groups, errors, hooks */
     vg__app_cleanup *cleanups;    /* vg__app_add_cleanup, newest first */
+    /* HTTPS (lib/web/tls.c sets these; the glue hands them to
+     * libmicrohttpd): a gnutls_certificate_retrieve_function2, which finds
+     * its app through vg__event_app, and the priority string. NULL: HTTP. */
+    void *tls_cert_cb;
+    const char *tls_priorities;
+    void *tls;                    /* lib/web/tls.c's state, owned there */
+    int hup_fd;                   /* eventfd vg_app_run rings on SIGHUP; -1 */
 
     /* Running parts. */
     atomic_int state;             /* vg__app_state */
@@ -84,6 +91,12 @@ struct vg_app {
 };
 
 #include "model/counters.h"
+
+/* The app whose event thread is the calling thread (set by
+ * lib/engine/engine.c for each "vg-event" thread), NULL elsewhere: how
+ * callbacks libmicrohttpd gives no argument (TLS certificate selection)
+ * find their app. */
+extern __thread vg_app *vg__event_app;
 
 /* Has vg_app_free call fn(arg) after the last request is gone (features
  * keep their per-app state this way). 0, or -ENOMEM (then fn is NOT

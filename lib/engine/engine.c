@@ -304,6 +304,7 @@ static void *vg__loop_main(void *arg)
     int n, i, k;
 
     vg__thread_name("vg-event");
+    vg__event_app = e->app; /* for the TLS certificate callback */
     /* This thread hands requests to workers: the same policy as theirs. */
     if (e->app->batch)
         vg__thread_batch();

@@ -969,12 +969,22 @@ struct MHD_Daemon *vg__glue_daemon(vg_app *app,
                                    void *on_conn_cls)
 {
     struct MHD_Daemon *d;
+    /* HTTPS (vg_app_set_tls, lib/web/tls.c): the certificate comes from a
+     * callback on every handshake, so that a reload takes effect at once
+     * without restarting the daemon or dropping a connection. */
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, app->tls_cert_cb},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)app->tls_priorities},
+        {MHD_OPTION_END, 0, NULL}};
+    unsigned flags = app->tls_cert_cb ? MHD_USE_TLS : 0;
 
+    if (app->tls_cert_cb == NULL)
+        tls[0].option = MHD_OPTION_END;
     /* No thread and no listening socket of its own: an event thread of
      * lib/engine/engine.c accepts connections for it and runs it. */
     d = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_ERROR_LOG,
+        flags | MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET |
+            MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
         0, NULL, NULL, vg__on_access, app,
         MHD_OPTION_CONNECTION_LIMIT, app->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, app->idle_timeout_s,
@@ -983,6 +993,7 @@ struct MHD_Daemon *vg__glue_daemon(vg_app *app,
         MHD_OPTION_NOTIFY_COMPLETED, vg__on_completed, app,
         MHD_OPTION_NOTIFY_CONNECTION, on_conn, on_conn_cls,
         MHD_OPTION_EXTERNAL_LOGGER, vg__mhd_log, app,
+        MHD_OPTION_ARRAY, tls,
         MHD_OPTION_END);
     if (d == NULL)
         vg__logf(&app->log, VG_LOG_ERROR, "libmicrohttpd refused to start");
