@@ -361,6 +361,12 @@ START_TEST(test_static_on_workers_compressed_then_304)
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(ce, "gzip");
     ck_assert_ptr_nonnull(strstr(et, "-gzip\""));
+    /* One Vary, though both static files and vg_compress vary. */
+    {
+        char *first = strcasestr(r.headers, "\nVary:");
+        ck_assert_ptr_nonnull(first);
+        ck_assert_ptr_null(strcasestr(first + 1, "\nVary:"));
+    }
     plain = inflate_gzip(r.body, r.body_len, &n);
     ck_assert_uint_eq(n, 8000);
     ck_assert(memcmp(plain, text, n) == 0);

@@ -216,6 +216,19 @@ static int vg__compress_result(vg_result *res, vg__coding c,
     return vg__suffix_etag(res, c == VG__CODING_BR ? "br" : "gzip");
 }
 
+/* Whether a Vary header already names Accept-Encoding (static files with
+ * precompressed siblings set one). */
+static bool vg__varies_on_encoding(const vg_result *res)
+{
+    size_t i;
+
+    for (i = 0; i < res->nheaders; i++)
+        if (strcasecmp(res->headers[i].name, "Vary") == 0 &&
+            strcasestr(res->headers[i].value, "Accept-Encoding") != NULL)
+            return true;
+    return false;
+}
+
 vg_result *vg_compress(vg_request *req, vg_next *next, void *arg)
 {
     static const vg_compress_options defaults;
@@ -234,9 +247,11 @@ vg_result *vg_compress(vg_request *req, vg_next *next, void *arg)
         return res;
     /* The answer depends on Accept-Encoding from here on, whichever coding
      * this client gets: caches must know. */
-    res = vg_result_set_header(res, "Vary", "Accept-Encoding");
-    if (res == NULL)
-        return NULL;
+    if (!vg__varies_on_encoding(res)) {
+        res = vg_result_set_header(res, "Vary", "Accept-Encoding");
+        if (res == NULL)
+            return NULL;
+    }
     c = vg__negotiate(vg_request_header(req, "Accept-Encoding"));
     if (c < 0) {
         vg_result_free(res);
