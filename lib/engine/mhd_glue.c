@@ -993,6 +993,9 @@ struct MHD_Daemon *vg__glue_daemon(vg_app *app,
         MHD_OPTION_NOTIFY_COMPLETED, vg__on_completed, app,
         MHD_OPTION_NOTIFY_CONNECTION, on_conn, on_conn_cls,
         MHD_OPTION_EXTERNAL_LOGGER, vg__mhd_log, app,
+        /* The event threads block SIGPIPE (lib/engine/engine.c), so
+         * file bodies may go by sendfile. */
+        MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1,
         MHD_OPTION_ARRAY, tls,
         MHD_OPTION_END);
     if (d == NULL)
