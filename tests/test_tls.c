@@ -14,6 +14,9 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -324,6 +327,46 @@ START_TEST(test_reload_keeps_connections)
 }
 END_TEST
 
+static void *run_app(void *arg)
+{
+    return (void *)(intptr_t)vg_app_run(arg);
+}
+
+/* vg_app_run reloads the certificate on SIGHUP. */
+START_TEST(test_sighup_reloads)
+{
+    pthread_t runner;
+    struct sigaction cur;
+    double until;
+    https_resp r;
+    void *rc;
+
+    ck_assert_int_eq(pthread_create(&runner, NULL, run_app, app), 0);
+    /* Wait until vg_app_run has installed its handler. */
+    until = tu_now_ms() + 10000;
+    do
+        sigaction(SIGHUP, NULL, &cur);
+    while (cur.sa_handler == SIG_DFL && tu_now_ms() < until && usleep(1000) == 0);
+    ck_assert_msg(cur.sa_handler != SIG_DFL, "vg_app_run set no SIGHUP handler");
+    ck_assert_int_eq(rename(cert2, cert1), 0);
+    ck_assert_int_eq(rename(key2, key1), 0);
+    snprintf(cert2, sizeof cert2, "%s/cert1.pem", tmp);
+    ck_assert_int_eq(kill(getpid(), SIGHUP), 0);
+    /* The reload happens on the app's reload thread: wait for its effect,
+     * a new handshake with the renewed certificate. */
+    until = tu_now_ms() + 10000;
+    do
+        r = https_get1("/hello", cert2);
+    while (r.status != 200 && tu_now_ms() < until && usleep(10000) == 0);
+    ck_assert_int_eq(r.status, 200);
+    vg_app_stop(app);
+    pthread_join(runner, &rc);
+    ck_assert_int_eq((int)(intptr_t)rc, 0);
+    sigaction(SIGHUP, NULL, &cur);
+    ck_assert(cur.sa_handler == SIG_DFL); /* restored */
+}
+END_TEST
+
 /* What the TLS port must survive: plain HTTP, garbage, a stalled and a
  * half-sent handshake held open; a real client is answered meanwhile. */
 START_TEST(test_hostile_clients_survived)
@@ -408,6 +451,7 @@ static Suite *tls_suite(void)
     tcase_add_test(tc, test_cancel_on_fin_over_tls);
     tcase_add_test(tc, test_cancel_on_rst_over_tls);
     tcase_add_test(tc, test_reload_keeps_connections);
+    tcase_add_test(tc, test_sighup_reloads);
     tcase_add_test(tc, test_hostile_clients_survived);
     suite_add_tcase(s, tc);
     tc = tcase_create("config");
