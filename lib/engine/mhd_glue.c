@@ -114,6 +114,27 @@ static struct MHD_Response *vg__stream_response(vg_result *res)
     return resp;
 }
 
+/* A file body (vg_file, static files): libmicrohttpd sends it with
+ * sendfile() on plain connections (pread through its buffer under TLS) and
+ * closes the fd when the response is destroyed, also when the client leaves
+ * mid-download. A HEAD answer never reads it. */
+static struct MHD_Response *vg__file_response(vg_result *res,
+                                              unsigned long long *len_out)
+{
+    struct MHD_Response *resp;
+    unsigned long long off, len;
+    int fd;
+
+    vg__result_take_fd(res, &fd, &off, &len);
+    resp = MHD_create_response_from_fd_at_offset64(len, fd, off);
+    if (resp == NULL) {
+        close(fd);
+        return NULL;
+    }
+    *len_out = len;
+    return resp;
+}
+
 /* Adds one of the request's vg_request_add_response_header headers. */
 static int vg__add_request_header(const char *name, const char *value,
                                   void *resp)
@@ -134,6 +155,12 @@ static struct MHD_Response *vg__response_from(vg_request *req, vg_result *res,
     *len_out = 0;
     if (res->stream != NULL) {
         resp = vg__stream_response(res);
+        if (resp == NULL)
+            return NULL;
+        goto headers;
+    }
+    if (res->fd >= 0) {
+        resp = vg__file_response(res, len_out);
         if (resp == NULL)
             return NULL;
         goto headers;
@@ -1089,7 +1116,17 @@ struct MHD_Daemon *vg__glue_daemon(vg_app *app,
                                    void *on_conn_cls)
 {
     struct MHD_Daemon *d;
+    /* HTTPS (vg_app_set_tls, lib/web/tls.c): the certificate comes from a
+     * callback on every handshake, so that a reload takes effect at once
+     * without restarting the daemon or dropping a connection. */
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, app->tls_cert_cb},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)app->tls_priorities},
+        {MHD_OPTION_END, 0, NULL}};
+    unsigned flags = app->tls_cert_cb ? MHD_USE_TLS : 0;
 
+    if (app->tls_cert_cb == NULL)
+        tls[0].option = MHD_OPTION_END;
     /* No thread and no listening socket of its own: an event thread of
      * lib/engine/engine.c accepts connections for it and runs it. */
     /* MHD_OPTION_STRICT_FOR_CLIENT stays 0: at 1 libmicrohttpd answers a
@@ -1098,8 +1135,8 @@ struct MHD_Daemon *vg__glue_daemon(vg_app *app,
      * lib/model/http_strict.c refuses both, and more (README
      * "Conformance"). */
     d = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_ERROR_LOG,
+        flags | MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET |
+            MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
         0, NULL, NULL, vg__on_access, app,
         MHD_OPTION_CONNECTION_LIMIT, app->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, app->idle_timeout_s,
@@ -1108,6 +1145,10 @@ struct MHD_Daemon *vg__glue_daemon(vg_app *app,
         MHD_OPTION_NOTIFY_COMPLETED, vg__on_completed, app,
         MHD_OPTION_NOTIFY_CONNECTION, on_conn, on_conn_cls,
         MHD_OPTION_EXTERNAL_LOGGER, vg__mhd_log, app,
+        /* The event threads block SIGPIPE (lib/engine/engine.c), so
+         * file bodies may go by sendfile. */
+        MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1,
+        MHD_OPTION_ARRAY, tls,
         MHD_OPTION_END);
     if (d == NULL)
         vg__logf(&app->log, VG_LOG_ERROR, "libmicrohttpd refused to start");
