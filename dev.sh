@@ -18,9 +18,10 @@ cd "$(dirname "$0")"
 # links a static consumer with it; postgresql and libpq-dev: libvolga-pq and
 # its tests, which start a private server of their own).
 BUILD_PKGS=(build-essential autoconf automake libtool pkg-config
-            libmicrohttpd-dev libjansson-dev nettle-dev)
-TEST_PKGS=(check libcurl4-openssl-dev curl clang libclang-rt-dev valgrind python3 python3-prometheus-client
-           doxygen libunistring-dev nginx chromium
+            libmicrohttpd-dev libjansson-dev nettle-dev media-types zlib1g-dev
+            libbrotli-dev libgnutls28-dev)
+TEST_PKGS=(check libcurl4-openssl-dev curl clang libclang-rt-dev valgrind python3 python3-requests python3-prometheus-client
+           doxygen libunistring-dev nginx chromium openssl
            postgresql libpq-dev)
 # The load generator, and the peers bench/run-suite compares libvolga with
 # (optional: the suite skips a peer that is missing).

@@ -24,7 +24,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "volga-curl.h"
 
@@ -296,4 +298,19 @@ CURLcode vg_curl_perform_ex(CURL *easy, vg_token *tok, unsigned flags)
 CURLcode vg_curl_perform(CURL *easy, vg_token *tok)
 {
     return vg_curl_perform_ex(easy, tok, 0);
+}
+
+struct curl_slist *vg_curl_add_request_id(struct curl_slist *list,
+                                          const vg_request *req)
+{
+    const char *id = req != NULL ? vg_request_id(req) : NULL;
+    char line[160];
+
+    /* IDs are at most 128 characters of a header-safe alphabet (the
+     * request-ID filter checks them), so they fit and need no escaping;
+     * anything longer is not forwarded rather than cut. */
+    if (id == NULL || strlen(id) > 128)
+        return list;
+    snprintf(line, sizeof line, "X-Request-Id: %s", id);
+    return curl_slist_append(list, line);
 }

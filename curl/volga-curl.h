@@ -95,6 +95,19 @@ CURLcode vg_curl_perform_all(CURL *const *easies, size_t n, vg_token *tok,
                              unsigned flags, CURLcode *results);
 
 /**
+ * Appends the header "X-Request-Id: ID" with the request's ID
+ * (vg_request_id, see vg_app_use_request_id) to `list`, so that an
+ * upstream (a libvolga app with vg_app_use_request_id(app, true)) logs the
+ * same ID: set the result as CURLOPT_HTTPHEADER and free it with
+ * curl_slist_free_all after the transfer. Returns what curl_slist_append
+ * returns (the list, or NULL with `list` unchanged and still the caller's
+ * when out of memory); `list` itself when the request has no ID or `req` is
+ * NULL. Any thread that may read the request.
+ */
+struct curl_slist *vg_curl_add_request_id(struct curl_slist *list,
+                                          const vg_request *req);
+
+/**
  * Frees the calling thread's multi handle (and so closes the connections
  * it keeps alive) now rather than at thread exit; the next call makes a
  * new one. For the main thread, whose thread-exit cleanup never runs, and

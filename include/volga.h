@@ -266,8 +266,10 @@ unsigned short vg_app_port(const vg_app *app);
  * Starts the app if needed and serves until SIGINT or SIGTERM arrives or
  * vg_app_stop is called, then shuts down gracefully (see vg_app_stop) and
  * returns 0, or a negative errno-style code if it could not start. While it
- * runs it installs handlers for SIGINT and SIGTERM and restores the previous
- * ones before returning. Call it from one thread (usually main).
+ * runs it installs handlers for SIGINT and SIGTERM (and, for an HTTPS app,
+ * SIGHUP, which reloads the certificate: vg_app_reload_tls) and restores
+ * the previous ones before returning. Call it from one thread (usually
+ * main).
  */
 int vg_app_run(vg_app *app);
 
@@ -693,6 +695,166 @@ int vg_request_add_response_header(vg_request *req, const char *name,
 /** @} */
 
 /* ------------------------------------------------------------------------ */
+/** @name Forms
+ *
+ * A body sent as `application/x-www-form-urlencoded` or
+ * `multipart/form-data` is decoded by libmicrohttpd's PostProcessor while
+ * it arrives, once, whatever the handler later asks; its fields (the
+ * urlencoded pairs, the multipart parts without a filename) are kept with
+ * the request, in the order sent. The raw body stays available through
+ * vg_request_body. A body the decoder refuses (a multipart type without a
+ * boundary or with one longer than about 8 KiB, a part or a name longer
+ * than about 16 KiB, an unterminated multipart body, bytes after the last
+ * boundary) makes the whole form undecodable: the functions below then
+ * fail with EBADMSG, and the handler decides what to answer (400, say).
+ * Names and values are bytes as sent, percent-decoded for urlencoded
+ * bodies; nothing checks that they are UTF-8.
+ * @{
+ */
+
+/**
+ * The value of the first form field called `name` (exact, case-sensitive
+ * match), NUL-terminated and borrowed for the request's life; "" for an
+ * empty value. A value holding NUL bytes reads short here: use
+ * vg_request_form_each for its full length. Returns NULL and sets errno:
+ * ENOENT if the body is not a form (another Content-Type, or none) or has
+ * no such field, EBADMSG if the form could not be decoded, EINVAL for a
+ * NULL argument. Any thread that may read the request.
+ */
+const char *vg_request_form(vg_request *req, const char *name);
+
+/**
+ * Calls `fn(name, value, len, arg)` for every form field in the order
+ * sent, repeated names included (`len` is the value's length; the value is
+ * also NUL-terminated). Stops at the first non-zero return of `fn` and
+ * returns it; returns 0 after the last field, -ENOENT if the body is not a
+ * form, -EBADMSG if it could not be decoded, -EINVAL for a NULL `req` or
+ * `fn`. The strings are borrowed for the request's life. Any thread that
+ * may read the request.
+ */
+int vg_request_form_each(vg_request *req,
+                         int (*fn)(const char *name, const char *value,
+                                   size_t len, void *arg),
+                         void *arg);
+
+/**
+ * What a request body may be, for vg_app_set_body_limits,
+ * vg_group_set_body_limits and vg_map_body_limits. A 0 member inherits:
+ * a route takes what it does not set from its group, a group from its
+ * enclosing group, a group of the app from the app, the app from the
+ * defaults; SIZE_MAX means no limit. Every limit is exact: N is accepted,
+ * N + 1 answers 413. A breach answers 413 through the error handler as
+ * soon as it is seen (a declared Content-Length over `body` before a byte
+ * of the body is read), stops reading and closes the connection; no
+ * handler runs and the fields and temporary files are dropped.
+ */
+typedef struct vg_body_limits {
+    size_t body;       /**< the whole body, bytes; default: vg_app_set_body_limit (1 MiB) */
+    size_t file_size;  /**< one multipart file part, bytes; default: no limit but `body` */
+    size_t files;      /**< multipart file parts; default 100 */
+    size_t fields;     /**< form fields (urlencoded pairs, multipart text parts); default 10,000 */
+    size_t field_size; /**< one field's value, bytes; default 1 MiB */
+} vg_body_limits;
+
+/** Sets the app's body limits (the non-zero members of `*lim`, copied;
+ *  `body` is the same setting as vg_app_set_body_limit). 0, -EINVAL (NULL
+ *  argument), -EBUSY once started, -ENOMEM. The configuring thread. */
+int vg_app_set_body_limits(vg_app *app, const vg_body_limits *lim);
+/** Sets body limits for the group's routes and its nested groups' (the
+ *  non-zero members, copied; a later call adds to an earlier one). Returns
+ *  as vg_app_set_body_limits. */
+int vg_group_set_body_limits(vg_group *g, const vg_body_limits *lim);
+/**
+ * Sets body limits for the route already mapped for `method` and
+ * `pattern` (same shape; parameter names may differ): the non-zero
+ * members of `*lim`, copied, over its groups' and the app's. An upload
+ * route takes 1 GiB this way while the app's default stays 1 MiB. A HEAD
+ * request answered by a GET route uses the GET route's limits. Returns 0,
+ * -EINVAL, -ENOENT (no such route, logged), -EBUSY once started, -ENOMEM.
+ * The configuring thread.
+ */
+int vg_map_body_limits(vg_app *app, const char *method, const char *pattern,
+                       const vg_body_limits *lim);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Uploads
+ *
+ * On a route (or the routes of a group) set to stream uploads, the file
+ * parts of a `multipart/form-data` body (parts with a filename) are
+ * written to anonymous temporary files as the bytes arrive, through the
+ * same PostProcessor that decodes the text fields; memory stays a few
+ * buffers per request whatever the size. The files are `O_TMPFILE` files
+ * in the route's directory (or, where the filesystem lacks it, `mkstemp`
+ * files unlinked at once), mode 0600: they have no name unless
+ * vg_upload_save gives them one, and every file not saved disappears when
+ * the request ends, whether it completed, was refused (413) or its client
+ * left in the middle of the body (the token and the access log then say
+ * client_gone). Such a route keeps no raw body (vg_request_body is
+ * empty); its text fields are read with vg_request_form and are kept in
+ * memory, so their limits (`fields`, `field_size`) bound what a request
+ * can make the server hold. The handler runs
+ * once the whole body is stored. A file that cannot be written (disk full)
+ * answers 500. Limits: vg_body_limits (files, file_size, body).
+ * @{
+ */
+
+/** One uploaded file, owned by its request; borrowed for the request's
+ *  life. */
+typedef struct vg_upload vg_upload;
+
+/**
+ * Streams the uploads of the route mapped for `method` and `pattern` to
+ * anonymous files in directory `dir` (NULL: $TMPDIR, else /tmp), which
+ * must exist and be writable now (checked here; the path is copied).
+ * Returns 0, -EINVAL, -ENOENT (no such route or directory, logged),
+ * -ENOTDIR, -EACCES, -EBUSY once started, -ENOMEM. The configuring thread.
+ */
+int vg_map_uploads(vg_app *app, const char *method, const char *pattern,
+                   const char *dir);
+/** The same for the group's routes and its nested groups' (a route's own
+ *  setting wins). Returns as vg_map_uploads. */
+int vg_group_set_uploads(vg_group *g, const char *dir);
+
+/** The first uploaded file of form field `name`, or NULL with errno
+ *  ENOENT (none, or a route that does not stream uploads) or EINVAL. Any
+ *  thread that may read the request. */
+const vg_upload *vg_request_upload(vg_request *req, const char *name);
+/** Calls `fn(upload, arg)` for every uploaded file in the order sent.
+ *  Stops at the first non-zero return of `fn` and returns it; 0 after the
+ *  last; -EINVAL for a NULL `req` or `fn`. Any thread that may read the
+ *  request. */
+int vg_request_uploads(vg_request *req,
+                       int (*fn)(const vg_upload *u, void *arg), void *arg);
+/** The form field's name the file came in. Borrowed. */
+const char *vg_upload_name(const vg_upload *u);
+/** The filename exactly as the client sent it, for display only: it may
+ *  hold "../", slashes or any bytes, and the library never uses it as a
+ *  path (the file on disk has no name). "" if the part had none. */
+const char *vg_upload_filename(const vg_upload *u);
+/** The part's Content-Type as sent, or NULL if it had none. Borrowed. */
+const char *vg_upload_content_type(const vg_upload *u);
+/** The file's size in bytes. */
+size_t vg_upload_size(const vg_upload *u);
+/** The file's descriptor, positioned at its start when the handler runs;
+ *  owned by the request (do not close it; dup it to keep it). Reading it
+ *  moves the shared offset: prefer pread. -1 for a NULL upload. */
+int vg_upload_fd(const vg_upload *u);
+/**
+ * Keeps the file at `path` (mode 0600), which must not exist: a link to
+ * the same inode where possible (linkat of the O_TMPFILE file through
+ * /proc/self/fd), else a copy (another filesystem, or the mkstemp
+ * fallback); a failed copy leaves nothing at `path`. The request's
+ * descriptor stays valid. Returns 0, -EEXIST, -EINVAL, or the failing
+ * call's negative errno (-ENOENT for a missing directory, -ENOSPC...).
+ * The handler's thread (it may block on a copy).
+ */
+int vg_upload_save(const vg_upload *u, const char *path);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
 /** @name Results
  *
  * A handler returns a new result and the library owns it from then on. A
@@ -736,6 +898,187 @@ const char *vg_result_header(const vg_result *res, const char *name);
 /** Whether `res` is the marker vg_defer returns: the request is answered
  *  later by vg_request_finish, and nothing may be set on it. */
 bool vg_result_is_deferred(const vg_result *res);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Static files
+ *
+ * Files as answers, with what browsers and caches expect: a strong ETag
+ * and Last-Modified; If-None-Match (which takes precedence) and
+ * If-Modified-Since answered 304; If-Match and If-Unmodified-Since 412;
+ * one byte range ("Range: bytes=a-b", "a-", "-n") answered 206 with
+ * Content-Range, honoured only while If-Range (if sent) still matches; a
+ * range past the end 416 with a Content-Range that gives only the size
+ * ("bytes", an asterisk, a slash and the size);
+ * several ranges, or a malformed header, the whole file with 200. HEAD
+ * gets the GET's headers. Content-Type comes from the name (a built-in
+ * table for web types, then /etc/mime.types, read once; "; charset=utf-8"
+ * on text types), with "X-Content-Type-Options: nosniff" and
+ * "Accept-Ranges: bytes". The body is sent zero-copy (sendfile) from the
+ * descriptor opened for the request, which is closed when the answer is
+ * done, also when the client leaves mid-download.
+ * @{
+ */
+
+/**
+ * A file as the answer: `path` (the application's own, used as given,
+ * symlinks followed; for names that come from a request use
+ * vg_app_serve_dir, which never leaves its root) with the validators,
+ * ranges and zero-copy sending described above. `content_type` (copied)
+ * overrides the type found from the name; NULL finds it. A missing file or
+ * one that is not a regular file answers 404, an unreadable one 403, both
+ * through the app's error handler. The request's headers decide 304, 206,
+ * 412 or 416. Returns a new result (add headers with vg_result_set_header)
+ * or NULL with errno EINVAL (NULL req or path) or ENOMEM. The handler's
+ * (or its middleware's) thread.
+ */
+vg_result *vg_file(vg_request *req, const char *path, const char *content_type);
+
+/** Options of vg_app_serve_dir_opts and vg_group_serve_dir. Zero it
+ *  (`vg_static_options o = {0};`) for the defaults; strings are copied. */
+typedef struct {
+    /** The file answered for a directory ("/docs/"); NULL: "index.html".
+     *  A directory without one answers 404 (there are no listings). */
+    const char *index;
+    /** A file under the directory answered with 200 for every path that
+     *  names no file (a single-page application's "index.html"); NULL:
+     *  404. Refused names (dotfiles, "..") still get 404. */
+    const char *spa_fallback;
+    /** The Cache-Control value of every answer ("no-cache",
+     *  "public, max-age=3600"); NULL: none. */
+    const char *cache_control;
+    /** Serve names starting with '.' (".well-known", ".env"); by default
+     *  any path with such a segment answers 404. */
+    bool dotfiles;
+    /** Do not look for precompressed siblings. By default, for a type worth
+     *  compressing (text, JSON, XML, JavaScript, SVG, wasm), "app.js.br"
+     *  or "app.js.gz" next to "app.js" is sent instead (Content-Encoding br
+     *  or gzip, its own ETag) when Accept-Encoding takes that coding, and
+     *  such answers carry "Vary: Accept-Encoding". */
+    bool no_precompressed;
+    /** Run on the worker threads. By default the route is inline (see
+     *  vg_map_inline): answering takes a few file-system metadata calls and
+     *  the bytes go later by sendfile, so the hand-off would cost more than
+     *  it saves. Set it for slow (network) file systems. */
+    bool on_workers;
+} vg_static_options;
+
+/**
+ * Serves GET and HEAD requests for `prefix` ("/" or "/static") and
+ * everything under it from the files under directory `dir`, never outside
+ * it: the path's decoded segments may not be empty, "." or ".." however
+ * spelled ("%2e%2e", "%2f" and "\" included) and may not start with '.'
+ * (see vg_static_options.dotfiles); a symlink may point anywhere inside
+ * `dir` but never out of it (Linux openat2 RESOLVE_BENEATH; where the
+ * kernel lacks it every symlink is refused); FIFOs, sockets and devices
+ * are never opened for reading. A refused or missing path answers 404, a
+ * directory its index ("/docs" answers 301 to "/docs/"). `dir` is opened
+ * now (so it may be relative to the current directory) and kept open
+ * until vg_app_free. The default options; vg_app_serve_dir_opts takes
+ * others. Returns 0, -EINVAL (bad prefix or option), -ENOENT/-ENOTDIR/
+ * -EACCES (dir), -ENOMEM, or vg_map's errors (e.g. a route already mapped
+ * there), logged. Thread: the configuring thread, before start.
+ */
+int vg_app_serve_dir(vg_app *app, const char *prefix, const char *dir);
+/** vg_app_serve_dir with options (NULL: the defaults). */
+int vg_app_serve_dir_opts(vg_app *app, const char *prefix, const char *dir,
+                          const vg_static_options *opt);
+/** vg_app_serve_dir_opts under a group's prefix, with its middleware and
+ *  filters (opt NULL: the defaults); -EINVAL for a NULL group. */
+int vg_group_serve_dir(vg_group *g, const char *prefix, const char *dir,
+                       const vg_static_options *opt);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Compression
+ * @{
+ */
+
+/** Options of vg_compress; zero it for the defaults. */
+typedef struct {
+    /** Smallest body compressed, in bytes; 0: 1024. */
+    size_t min_size;
+    /** Largest body compressed (it is compressed in memory); 0: 8 MiB. */
+    size_t max_size;
+    /** zlib level 1-9 for gzip; 0: 6. Values out of range are clamped. */
+    int gzip_level;
+    /** brotli quality 1-11; 0: 4. Values out of range are clamped. */
+    int brotli_quality;
+} vg_compress_options;
+
+/**
+ * A middleware (vg_app_use, vg_group_use) that compresses answers: br
+ * (when libvolga was built with brotli) or gzip, as the request's
+ * Accept-Encoding prefers by q-value (br on a tie). Only whole bodies of
+ * compressible types (text, JSON and +json, XML and +xml, JavaScript, SVG,
+ * wasm; never text/event-stream) between min_size and max_size are
+ * compressed, file bodies (vg_file, static files on the workers) included;
+ * never HEAD, 1xx/204/206/304, ranges, streams, or bodies with a
+ * Content-Encoding already (precompressed siblings). Such an eligible
+ * answer always gets "Vary: Accept-Encoding"; a compressed one gets
+ * Content-Encoding and its strong ETag a suffix ("tag-gzip", which static
+ * files recognise in If-None-Match). No Accept-Encoding, or one that takes
+ * no coding we have, answers identity; only when identity is refused too
+ * ("identity;q=0", or "*;q=0" without an identity entry) does an eligible
+ * answer become 406. Answers that come out no smaller stay identity.
+ * Inline routes (vg_map_inline, and static directories unless
+ * vg_static_options.on_workers) pass through uncompressed: compression
+ * never runs on an event thread. Request bodies with a Content-Encoding
+ * are not inflated. `arg` is a `const vg_compress_options *` that must
+ * outlive the app, or NULL for the defaults. The handler's thread.
+ */
+vg_result *vg_compress(vg_request *req, vg_next *next, void *arg);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name HTTPS
+ * @{
+ */
+
+/**
+ * Serves HTTPS instead of HTTP on the app's socket, with the PEM
+ * certificate chain in `cert_pem_file` (the server's certificate first,
+ * then intermediates, at most 16) and the PEM private key in
+ * `key_pem_file`. Both are read and checked now (the key must belong to
+ * the certificate) and again by vg_app_reload_tls. Only TLS 1.2 and 1.3
+ * are offered by default (vg_app_set_tls_priorities). Cancellation works
+ * as over HTTP: a client's FIN or RST cancels its request's token. Under
+ * TLS, file bodies are read through a buffer instead of sendfile. While
+ * vg_app_run runs, SIGHUP reloads the files (see vg_app_reload_tls).
+ * Returns 0, -EINVAL (NULL argument, set twice, or a file without a
+ * usable certificate or key, or a key that does not match), -ENOENT (a
+ * file that cannot be read), -ENOMEM, or -EBUSY once started; errors are
+ * logged. Thread: the configuring thread, before start.
+ */
+int vg_app_set_tls(vg_app *app, const char *cert_pem_file,
+                   const char *key_pem_file);
+
+/** Replaces the default GnuTLS priority string
+ *  ("NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2") after vg_app_set_tls.
+ *  It is checked now: 0, -EINVAL (no TLS set, or GnuTLS refuses it,
+ *  logged), -ENOMEM or -EBUSY once started. Thread: the configuring
+ *  thread. */
+int vg_app_set_tls_priorities(vg_app *app, const char *priorities);
+
+/**
+ * Reads the certificate and key files given to vg_app_set_tls again and
+ * uses them for every handshake from now on (a renewed certificate takes
+ * effect at once); connections already established are not touched and
+ * nothing is dropped. If the new files are unusable the current
+ * certificate stays and the error is returned (as vg_app_set_tls's) and
+ * logged. vg_app_run calls it on SIGHUP. Any thread, any time after
+ * vg_app_set_tls and before vg_app_free.
+ */
+int vg_app_reload_tls(vg_app *app);
+
+/** Adds "Strict-Transport-Security: max-age=N" (with
+ *  "; includeSubDomains" if asked) to every answer of an HTTPS app, the
+ *  library's own errors included. 0, -EINVAL (no TLS, or called twice),
+ *  -ENOMEM or -EBUSY once started. Thread: the configuring thread. */
+int vg_app_use_hsts(vg_app *app, unsigned max_age_s, bool include_subdomains);
 
 /** @} */
 

@@ -131,6 +131,7 @@ vg_app *vg_app_new(const char *address)
     app->watch = true;
     app->listen_fd = -1;
     app->stop_fd = -1;
+    app->hup_fd = -1;
     vg__log_init_default(&app->log);
     pthread_mutex_init(&app->lock, NULL);
     vg__cond_init_monotonic(&app->cond);
@@ -741,10 +742,23 @@ static void vg__app_shutdown(vg_app *app)
 
 static _Atomic(vg_app *) vg__signal_app;
 
+__thread vg_app *vg__event_app;
+
 static void vg__on_signal(int sig)
 {
-    (void)sig;
-    vg_app_stop(atomic_load(&vg__signal_app));
+    vg_app *app = atomic_load(&vg__signal_app);
+    uint64_t one = 1;
+
+    if (sig == SIGHUP) {
+        /* A feature asked for SIGHUP (TLS certificate reload): ring its
+         * eventfd, a write being async-signal-safe; its thread does the
+         * work. */
+        if (app != NULL && app->hup_fd >= 0 &&
+            write(app->hup_fd, &one, sizeof one) < 0)
+            return;
+        return;
+    }
+    vg_app_stop(app);
 }
 
 static void vg__join_supervisor(vg_app *app)
@@ -757,7 +771,7 @@ static void vg__join_supervisor(vg_app *app)
 
 int vg_app_run(vg_app *app)
 {
-    struct sigaction sa, old_int, old_term;
+    struct sigaction sa, old_int, old_term, old_hup;
     int rc;
 
     if (app == NULL)
@@ -773,9 +787,13 @@ int vg_app_run(vg_app *app)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    if (app->hup_fd >= 0)
+        sigaction(SIGHUP, &sa, &old_hup);
     vg__join_supervisor(app);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    if (app->hup_fd >= 0)
+        sigaction(SIGHUP, &old_hup, NULL);
     atomic_store(&vg__signal_app, NULL);
     return 0;
 }
@@ -792,6 +810,31 @@ static void vg__wait_deferred(vg_app *app)
             vg__logf(&app->log, VG_LOG_WARN,
                      "vg_app_free: waiting for %llu deferred requests to be "
                      "finished", (unsigned long long)atomic_load(&app->deferred));
+    }
+}
+
+int vg__app_add_cleanup(vg_app *app, void (*fn)(void *), void *arg)
+{
+    vg__app_cleanup *c = malloc(sizeof *c);
+
+    if (c == NULL)
+        return -ENOMEM;
+    c->fn = fn;
+    c->arg = arg;
+    c->next = app->cleanups;
+    app->cleanups = c;
+    return 0;
+}
+
+/* Runs once the engine and the pool are gone: no request is left to use
+ * what the features attached. */
+static void vg__run_cleanups(vg_app *app)
+{
+    while (app->cleanups != NULL) {
+        vg__app_cleanup *c = app->cleanups;
+        app->cleanups = c->next;
+        c->fn(c->arg);
+        free(c);
     }
 }
 
@@ -812,6 +855,7 @@ void vg_app_free(vg_app *app)
         close(app->stop_fd);
     vg__pipeline_free(app);
     vg__router_free(app->router);
+    vg__run_cleanups(app);
     pthread_cond_destroy(&app->cond);
     pthread_mutex_destroy(&app->lock);
     free(app);

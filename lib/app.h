@@ -17,6 +17,14 @@
 
 struct vg__engine;
 
+/* Something a feature (lib/web/) attached to the app, freed by
+ * vg_app_free once no request can use it any more. */
+typedef struct vg__app_cleanup {
+    void (*fn)(void *arg);
+    void *arg;
+    struct vg__app_cleanup *next;
+} vg__app_cleanup;
+
 typedef enum {
     VG__APP_NEW = 0,   /* configurable */
     VG__APP_RUNNING,   /* serving */
@@ -45,6 +53,14 @@ struct vg_app {
     vg__log log;
     vg__router *router;
     vg__pipeline pipe;            /* middleware, groups, errors, hooks */
+    vg__app_cleanup *cleanups;    /* vg__app_add_cleanup, newest first */
+    /* HTTPS (lib/web/tls.c sets these; the glue hands them to
+     * libmicrohttpd): a gnutls_certificate_retrieve_function2, which finds
+     * its app through vg__event_app, and the priority string. NULL: HTTP. */
+    void *tls_cert_cb;
+    const char *tls_priorities;
+    void *tls;                    /* lib/web/tls.c's state, owned there */
+    int hup_fd;                   /* eventfd vg_app_run rings on SIGHUP; -1 */
 
     /* Running parts. */
     atomic_int state;             /* vg__app_state */
@@ -76,5 +92,16 @@ struct vg_app {
 };
 
 #include "model/counters.h"
+
+/* The app whose event thread is the calling thread (set by
+ * lib/engine/engine.c for each "vg-event" thread), NULL elsewhere: how
+ * callbacks libmicrohttpd gives no argument (TLS certificate selection)
+ * find their app. */
+extern __thread vg_app *vg__event_app;
+
+/* Has vg_app_free call fn(arg) after the last request is gone (features
+ * keep their per-app state this way). 0, or -ENOMEM (then fn is NOT
+ * called: the caller frees arg itself). Thread: the configuring thread. */
+int vg__app_add_cleanup(vg_app *app, void (*fn)(void *), void *arg);
 
 #endif

@@ -13,7 +13,8 @@
  * on its request's token, forwarding what is left of its 60 s deadline:
  * when the client leaves, the token fires, both transfers stop and their
  * connections close, so each upstream's own token fires with client_gone
- * and its work stops too.
+ * and its work stops too. The request's X-Request-Id goes along
+ * (vg_curl_add_request_id), so the upstreams' logs name the same request.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,8 @@ static vg_result *quote(vg_request *req, void *arg)
 
     if (ms < 0 || ms > 600000)
         return vg_problem(400, "ms must be from 0 to 600000");
-    fprintf(stderr, "gateway: upstream %s: working for %ld ms\n", name, ms);
+    fprintf(stderr, "gateway: upstream %s: working for %ld ms (request %s)\n",
+            name, ms, vg_request_id(req) ? vg_request_id(req) : "-");
     if (vg_token_wait(tok, (int)ms)) {   /* the work, stopped early */
         fprintf(stderr, "gateway: upstream %s: stopped: %s\n", name,
                 vg_cancel_reason_name(vg_token_reason(tok)));
@@ -51,7 +53,9 @@ static vg_app *start_upstream(const char *name, char *url, size_t len)
 
     if (app == NULL)
         return NULL;
-    if (vg_map_get(app, "/quote", quote, (void *)name) != 0 ||
+    /* Trusting the gateway's X-Request-Id, so both log the same ID. */
+    if (vg_app_use_request_id(app, true) != 0 ||
+        vg_map_get(app, "/quote", quote, (void *)name) != 0 ||
         vg_app_start(app) != 0) {
         vg_app_free(app);
         return NULL;
@@ -104,6 +108,7 @@ static vg_result *compare(vg_request *req, void *arg)
     CURL *easy[2] = {NULL, NULL};
     CURLcode res[2], rc = CURLE_OUT_OF_MEMORY;
     body *bodies = calloc(2, sizeof *bodies);
+    struct curl_slist *hdrs = vg_curl_add_request_id(NULL, req);
     vg_result *out = NULL;
     char url[512];
     int i;
@@ -118,6 +123,7 @@ static vg_result *compare(vg_request *req, void *arg)
         curl_easy_setopt(easy[i], CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, collect);
         curl_easy_setopt(easy[i], CURLOPT_WRITEDATA, &bodies[i]);
+        curl_easy_setopt(easy[i], CURLOPT_HTTPHEADER, hdrs);
     }
     rc = vg_curl_perform_all(easy, 2, tok, VG_CURL_DEADLINE, res);
     if (rc == CURLE_ABORTED_BY_CALLBACK) {
@@ -134,6 +140,7 @@ static vg_result *compare(vg_request *req, void *arg)
 done:
     for (i = 0; i < 2; i++)
         curl_easy_cleanup(easy[i]);
+    curl_slist_free_all(hdrs);
     free(bodies);
     if (out == NULL && rc != CURLE_ABORTED_BY_CALLBACK)
         out = vg_status(500);
@@ -170,7 +177,8 @@ int main(int argc, char **argv)
         goto out;
     }
     vg_app_set_logger(app, vg_log_stderr, NULL, VG_LOG_INFO);
-    if (vg_app_set_request_timeout(app, 60000) != 0 ||
+    if (vg_app_use_request_id(app, false) != 0 ||
+        vg_app_set_request_timeout(app, 60000) != 0 ||
         vg_map_get(app, "/compare", compare, &g) != 0 || vg_app_start(app) != 0) {
         fprintf(stderr, "gateway: cannot start on %s\n", address);
         goto out;

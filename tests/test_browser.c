@@ -12,6 +12,11 @@
  *    page shows a tick, closing the tab must make the sample log that the
  *    stream's client left (client_gone), that its producer stopped, and an
  *    access line for /clock ending in "cancelled: client_gone".
+ *  - browser_form_upload_streams_files: a page with a multipart form (a
+ *    note and a file input taking several files); the test gives the
+ *    input two files (DOM.setFileInputFiles) and submits the form, so the
+ *    multipart body is the one Chromium builds; the uploads route must see
+ *    the note and both files, names and bytes as on disk.
  *
  * The browser is driven over the DevTools protocol (see cdp.h). Nothing
  * sleeps to synchronise: the test waits on latches, on the protocol's
@@ -313,6 +318,147 @@ START_TEST(sse_clock_page_stops_producer)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * A form submitted by the browser to an uploads route
+ */
+
+static const char form_page[] =
+    "<!doctype html>\n<meta charset=utf-8>\n<title>upload</title>\n"
+    "<form method=post action=/up enctype=multipart/form-data>\n"
+    "<input type=text name=note value='from the browser'>\n"
+    "<input type=file name=file multiple>\n</form>\n";
+
+typedef struct {
+    tu_latch done;
+    char seen[1024]; /* written by the handler before `done` */
+} form_seen;
+
+static int note_upload(const vg_upload *u, void *arg)
+{
+    char *out = arg, buf[64];
+    ssize_t n = pread(vg_upload_fd(u), buf, sizeof buf - 1, 0);
+    size_t used = strlen(out);
+
+    buf[n > 0 ? n : 0] = '\0';
+    snprintf(out + used, 1024 - used, "%s|%s|%zu|%s\n", vg_upload_name(u),
+             vg_upload_filename(u), vg_upload_size(u), buf);
+    return 0;
+}
+
+static vg_result *take_form(vg_request *req, void *arg)
+{
+    form_seen *fs = arg;
+    const char *note = vg_request_form(req, "note");
+
+    snprintf(fs->seen, sizeof fs->seen, "note=%s\n", note ? note : "-");
+    vg_request_uploads(req, note_upload, fs->seen);
+    tu_latch_add(&fs->done, 1);
+    return vg_text("stored\n");
+}
+
+/* Writes `text` to `dir`/`name`; returns the path (malloc'd). */
+static char *write_file(const char *dir, const char *name, const char *text)
+{
+    char *path;
+    FILE *f;
+
+    ck_assert_int_gt(asprintf(&path, "%s/%s", dir, name), 0);
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static const char find_input_js[] =
+    "new Promise(ok => {\n"
+    "  const look = () => document.querySelector('input[type=file]')\n"
+    "    ? ok(document.querySelector('input[type=file]'))\n"
+    "    : setTimeout(look, 20);\n"
+    "  look();\n"
+    "})";
+
+START_TEST(browser_form_upload_streams_files)
+{
+    cdp_browser b;
+    form_seen fs;
+    vg_app *app;
+    json_t *r;
+    char url[64], *tab, *sid, *a, *c;
+    const char *session, *object;
+    char updir[] = "/tmp/volga-browser-up-XXXXXX";
+    char srcdir[] = "/tmp/volga-browser-src-XXXXXX";
+
+    launch(&b);
+    memset(&fs, 0, sizeof fs);
+    tu_latch_init(&fs.done);
+    ck_assert_ptr_nonnull(mkdtemp(updir));
+    ck_assert_ptr_nonnull(mkdtemp(srcdir));
+    a = write_file(srcdir, "a.txt", "first file\n");
+    c = write_file(srcdir, "c d.csv", "x,y\n1,2\n");
+    app = tu_app_new();
+    ck_assert_int_eq(vg_map_get(app, "/", serve_page, (void *)form_page), 0);
+    ck_assert_int_eq(vg_map_post(app, "/up", take_form, &fs), 0);
+    ck_assert_int_eq(vg_map_uploads(app, "POST", "/up", updir), 0);
+    tu_start(app);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", (unsigned)vg_app_port(app));
+
+    tab = open_tab(&b, url);
+    r = cdp_call(&b, NULL, "Target.attachToTarget", BROWSER_MS, "{s:s, s:b}",
+                 "targetId", tab, "flatten", 1);
+    ck_cdp(r != NULL, &b);
+    session = json_string_value(json_object_get(r, "sessionId"));
+    ck_assert_ptr_nonnull(session);
+    sid = strdup(session);
+    json_decref(r);
+    /* The file input, once the page has it, as a remote object. The tab
+     * may still be on about:blank when attached: its context is destroyed
+     * by the navigation to the page, and the evaluation is asked again
+     * (each try bounded, a few tries). */
+    for (int tries = 0; tries < 20; tries++) {
+        r = cdp_call(&b, sid, "Runtime.evaluate", BROWSER_MS, "{s:s, s:b}",
+                     "expression", find_input_js, "awaitPromise", 1);
+        if (r != NULL || strstr(b.err, "context was destroyed") == NULL)
+            break;
+    }
+    ck_cdp(r != NULL, &b);
+    object = json_string_value(json_object_get(json_object_get(r, "result"),
+                                               "objectId"));
+    ck_assert_ptr_nonnull(object);
+    /* ...given two files, as a user picking them would. */
+    {
+        json_t *set = cdp_call(&b, sid, "DOM.setFileInputFiles", BROWSER_MS,
+                               "{s:[s,s], s:s}", "files", a, c, "objectId",
+                               object);
+        ck_cdp(set != NULL, &b);
+        json_decref(set);
+    }
+    json_decref(r);
+    /* Submitted after the reply, so that the navigation it starts does not
+     * destroy the context the evaluation answers from. */
+    r = cdp_call(&b, sid, "Runtime.evaluate", BROWSER_MS, "{s:s}",
+                 "expression", "setTimeout(() => document.forms[0].submit(), 0)");
+    ck_cdp(r != NULL, &b);
+    json_decref(r);
+
+    ck_assert_msg(tu_latch_wait(&fs.done, 1, BROWSER_MS),
+                  "the form never reached the upload route");
+    ck_assert_str_eq(fs.seen, "note=from the browser\n"
+                              "file|a.txt|11|first file\n\n"
+                              "file|c d.csv|8|x,y\n1,2\n\n");
+
+    free(sid);
+    free(tab);
+    cdp_quit(&b, BROWSER_MS);
+    vg_app_free(app);
+    tu_latch_destroy(&fs.done);
+    free(a);
+    free(c);
+    tu_remove_tree(srcdir);
+    tu_remove_tree(updir);
+}
+END_TEST
+
 static Suite *browser_suite(void)
 {
     Suite *s = suite_create("browser");
@@ -321,6 +467,7 @@ static Suite *browser_suite(void)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, fetch_cancelled_when_tab_closes);
     tcase_add_test(tc, sse_clock_page_stops_producer);
+    tcase_add_test(tc, browser_form_upload_streams_files);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -269,6 +269,70 @@ START_TEST(chain_normal_answers_never_cancelled)
 }
 END_TEST
 
+/* The request ID travels down the chain: the front forwards its request's
+ * ID with vg_curl_add_request_id and the back, trusting it, answers with
+ * the same one. */
+static vg_result *back_echo_id(vg_request *req, void *arg)
+{
+    const char *id = vg_request_id(req);
+
+    (void)arg;
+    return vg_text(id != NULL ? id : "(none)");
+}
+
+static vg_result *front_forward_id(vg_request *req, void *arg)
+{
+    unsigned short port = *(unsigned short *)arg;
+    struct curl_slist *hdrs = vg_curl_add_request_id(NULL, req);
+    char body[256] = "";
+    CURL *e = easy_for(port, "/id");
+    CURLcode rc;
+
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, body);
+    rc = vg_curl_perform(e, vg_request_token(req));
+    curl_easy_cleanup(e);
+    curl_slist_free_all(hdrs);
+    if (rc != CURLE_OK)
+        return vg_status(502);
+    return vg_textf("%s %s", vg_request_id(req), body);
+}
+
+START_TEST(chain_forwards_request_id)
+{
+    static const char *const given[] = {"X-Request-Id: trace-42", NULL};
+    vg_app *ba = tu_app_new(), *fa = tu_app_new();
+    unsigned short back_port;
+    tu_response r;
+    char own[64], seen[64];
+
+    ck_assert_int_eq(vg_app_use_request_id(ba, true), 0);
+    ck_assert_int_eq(vg_map_get(ba, "/id", back_echo_id, NULL), 0);
+    tu_start(ba);
+    back_port = vg_app_port(ba);
+    ck_assert_int_eq(vg_app_use_request_id(fa, true), 0);
+    ck_assert_int_eq(vg_map_get(fa, "/fwd", front_forward_id, &back_port), 0);
+    tu_start(fa);
+
+    r = tu_request(vg_app_port(fa), "GET", "/fwd", NULL, 0, given);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "trace-42 trace-42");
+    tu_response_free(&r);
+    /* A generated ID travels the same way. */
+    r = tu_get(vg_app_port(fa), "/fwd");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(sscanf(r.body, "%63s %63s", own, seen), 2);
+    ck_assert_uint_eq(strlen(own), 32);
+    ck_assert_str_eq(own, seen);
+    tu_response_free(&r);
+    /* No ID, no header. */
+    ck_assert_ptr_null(vg_curl_add_request_id(NULL, NULL));
+    vg_app_free(fa);
+    vg_app_free(ba);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * vg_curl_perform on the test's own thread
  */
@@ -750,6 +814,18 @@ START_TEST(gateway_fans_out_and_stops_both_upstreams)
     ck_assert(tu_send_all(fd, req, sizeof req - 1));
     ck_assert_msg(log_has(s.err, acc, sizeof acc, &len, "working for 30000 ms", 2),
                   "both upstreams did not start: %s", acc);
+    /* Both upstreams name the gateway's request ID. */
+    {
+        const char *a = strstr(acc, "upstream a: working for 30000 ms (request ");
+        const char *b = strstr(acc, "upstream b: working for 30000 ms (request ");
+        char ida[64] = "", idb[64] = "";
+
+        ck_assert(a != NULL && b != NULL);
+        ck_assert_int_eq(sscanf(strstr(a, "(request ") + 9, "%63[^)]", ida), 1);
+        ck_assert_int_eq(sscanf(strstr(b, "(request ") + 9, "%63[^)]", idb), 1);
+        ck_assert_uint_eq(strlen(ida), 32);
+        ck_assert_str_eq(ida, idb);
+    }
     close(fd);
     ck_assert_msg(log_has(s.err, acc, sizeof acc, &len,
                           "upstream a: stopped: client_gone", 1) &&
@@ -770,6 +846,7 @@ static Suite *curl_suite(void)
     tcase_add_test(tc, chain_client_leaves_back_token_fires_client_gone);
     tcase_add_test(tc, chain_front_deadline_reaches_back);
     tcase_add_test(tc, chain_normal_answers_never_cancelled);
+    tcase_add_test(tc, chain_forwards_request_id);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
 

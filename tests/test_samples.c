@@ -3,7 +3,9 @@
  * stopped with SIGTERM, exiting 0; samples/hello; samples/api (groups, a
  * bearer-token middleware, problem documents, a fallback); samples/convert
  * (a child process group stopped when the client leaves); samples/session
- * (CORS across two ports, a signed session cookie, Basic auth). */
+ * (CORS across two ports, a signed session cookie, Basic auth);
+ * samples/upload (a form with several files and a note, the list with
+ * sizes and SHA-256 sums, downloads). */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -17,6 +19,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -186,6 +189,88 @@ START_TEST(api_groups_auth_and_problems)
     json_decref(j);
     tu_response_free(&r);
     tu_sample_stop(&s);
+}
+END_TEST
+
+/* Two files and a note as the upload page's form sends them. */
+static tu_response post_upload(unsigned short port)
+{
+    CURL *c = curl_easy_init();
+    curl_mime *mime = curl_mime_init(c);
+    curl_mimepart *p;
+    struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+    static char bin[3000];
+    tu_response r;
+    size_t i;
+
+    for (i = 0; i < sizeof bin; i++)
+        bin[i] = (char)(i * 7);
+    p = curl_mime_addpart(mime);
+    curl_mime_name(p, "note");
+    curl_mime_data(p, "two <files>", CURL_ZERO_TERMINATED);
+    p = curl_mime_addpart(mime);
+    curl_mime_name(p, "file");
+    curl_mime_filename(p, "hello.txt");
+    curl_mime_data(p, "hello file", CURL_ZERO_TERMINATED);
+    p = curl_mime_addpart(mime);
+    curl_mime_name(p, "file");
+    curl_mime_filename(p, "../bin<1>.dat");
+    curl_mime_data(p, bin, sizeof bin);
+    curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    r = tu_curl_perform(c, port, "/upload");
+    curl_mime_free(mime);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+START_TEST(upload_keeps_lists_and_serves_files)
+{
+#ifdef HAVE_NETTLE
+    char dir[] = "/tmp/volga-upload-sample-XXXXXX";
+    tu_sample s;
+    tu_response r;
+    size_t i;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    setenv("UPLOAD_STORE", dir, 1);
+    tu_sample_start(&s, "upload", false);
+    unsetenv("UPLOAD_STORE");
+    r = tu_get(s.port, "/");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "enctype=multipart/form-data"));
+    ck_assert_ptr_nonnull(strstr(r.body, "<input type=file name=file multiple>"));
+    tu_response_free(&r);
+    r = post_upload(s.port);
+    ck_assert_int_eq(r.status, 303);
+    ck_assert_str_eq(r.body, "kept 2 file(s)\n");
+    tu_response_free(&r);
+    r = tu_get(s.port, "/");
+    /* The SHA-256 of "hello file", by sha256sum. */
+    ck_assert_ptr_nonnull(strstr(r.body,
+        "<a href=\"/files/1\">hello.txt</a><td>10<td>"
+        "f3877e8a3d98f809d9f844060fbea2864a4b66980a22ff22297014d0c168db2e"));
+    /* The name as sent, escaped, never a path; the note too. */
+    ck_assert_ptr_nonnull(strstr(r.body,
+        "<a href=\"/files/2\">../bin&lt;1&gt;.dat</a><td>3000<td>"));
+    ck_assert_ptr_nonnull(strstr(r.body, "two &lt;files&gt;"));
+    tu_response_free(&r);
+    r = tu_get(s.port, "/files/2");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(r.body_len, 3000);
+    for (i = 0; i < 3000; i++)
+        ck_assert_int_eq((unsigned char)r.body[i], (unsigned char)(i * 7));
+    tu_response_free(&r);
+    r = tu_get(s.port, "/files/3");
+    ck_assert_int_eq(r.status, 404);
+    tu_response_free(&r);
+    tu_sample_stop(&s);
+    tu_remove_tree(dir);
+#else
+    fprintf(stderr, "SKIP: samples/upload needs nettle\n");
+    exit(77);
+#endif
 }
 END_TEST
 
@@ -436,6 +521,7 @@ static Suite *samples_suite(void)
     tcase_add_test(tc, api_groups_auth_and_problems);
     tcase_add_test(tc, convert_stops_its_child_when_the_client_leaves);
     tcase_add_test(tc, session_login_cors_and_signed_cookie);
+    tcase_add_test(tc, upload_keeps_lists_and_serves_files);
     suite_add_tcase(s, tc);
     return s;
 }

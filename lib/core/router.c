@@ -41,6 +41,7 @@ typedef struct {
     char *pattern;   /* as mapped, for logs, metrics and completion hooks */
     void *owner;     /* who mapped it (a group), for the pipeline */
     const void *ext; /* what the pipeline attached at start */
+    const void *body; /* body limits and uploads (lib/pipeline/limits.c) */
 } route_entry;
 
 typedef struct route_node route_node;
@@ -649,6 +650,25 @@ int vg__router_set_inline(vg__router *r, const char *method,
     return rc;
 }
 
+int vg__router_set_body(vg__router *r, const char *method,
+                        const char *pattern, const void *body)
+{
+    int rc;
+    route_entry *e = entry_locate(r, method, pattern, &rc);
+
+    if (e != NULL)
+        e->body = body;
+    return rc;
+}
+
+const void *vg__router_body(vg__router *r, const char *method,
+                            const char *pattern, int *rc)
+{
+    route_entry *e = entry_locate(r, method, pattern, rc);
+
+    return e ? e->body : NULL;
+}
+
 int vg__router_set_owner(vg__router *r, const char *method,
                          const char *pattern, void *owner)
 {
@@ -672,7 +692,7 @@ static void node_visit(route_node *n, vg__route_visit_fn fn, void *ctx)
     for (size_t i = 0; i < n->nentries; i++) {
         route_entry *e = &n->entries[i];
         vg__route_view v = {e->method, e->pattern, e->owner, &e->timeout_ms,
-                            &e->ext};
+                            &e->ext, &e->body};
         fn(ctx, &v);
     }
     for (size_t i = 0; i < n->nlits; i++)
@@ -797,6 +817,7 @@ static bool node_accept(match_state *st, const route_node *n, size_t ncap)
     out->inline_ = e->inline_;
     out->pattern = e->pattern;
     out->ext = e->ext;
+    out->body = e->body;
     out->allow = n->allow;
     out->nparams = ncap;
     for (size_t i = 0; i < ncap; i++) {
@@ -850,6 +871,7 @@ vg__match_kind vg__router_match(const vg__router *r, const char *method,
     out->inline_ = false;
     out->pattern = NULL;
     out->ext = NULL;
+    out->body = NULL;
     out->allow = NULL;
     out->nparams = 0;
     if (r == NULL || method == NULL || (segs == NULL && nseg > 0))

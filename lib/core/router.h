@@ -34,6 +34,7 @@ typedef struct {
     bool inline_;        /* run the handler on libmicrohttpd's thread */
     const char *pattern; /* the route's pattern as mapped; borrowed */
     const void *ext;     /* what vg__router_visit attached to the route */
+    const void *body;    /* the route's body limits (lib/pipeline/limits.c) */
     const char *allow;   /* "GET, HEAD, POST, OPTIONS": methods of the matched
                             path (405, OPTIONS); borrowed */
     size_t nparams;
@@ -70,6 +71,15 @@ int vg__router_set_timeout(vg__router *r, const char *method,
 int vg__router_set_inline(vg__router *r, const char *method,
                           const char *pattern, bool on);
 
+/* Attaches the route's body limits (opaque here). Same returns as above. */
+int vg__router_set_body(vg__router *r, const char *method,
+                        const char *pattern, const void *body);
+
+/* What vg__router_set_body attached (NULL if nothing), with *rc as the
+ * returns above. */
+const void *vg__router_body(vg__router *r, const char *method,
+                            const char *pattern, int *rc);
+
 /* Records who mapped the route (a group, for the pipeline). Same returns
  * as above. */
 int vg__router_set_owner(vg__router *r, const char *method,
@@ -86,6 +96,7 @@ typedef struct {
     void *owner;
     long *timeout_ms;   /* writable: -1 means the app's */
     const void **ext;   /* writable: returned by matches in vg__match.ext */
+    const void **body;  /* writable: returned in vg__match.body */
 } vg__route_view;
 typedef void (*vg__route_visit_fn)(void *ctx, const vg__route_view *route);
 

@@ -27,6 +27,7 @@
 #include "config.h"
 #endif
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -304,6 +305,18 @@ static void *vg__loop_main(void *arg)
     int n, i, k;
 
     vg__thread_name("vg-event");
+    vg__event_app = e->app; /* for the TLS certificate callback */
+    /* sendfile() to a peer that has gone raises SIGPIPE, which no flag
+     * suppresses: blocked on this thread (it stays pending, harmlessly),
+     * the call just fails with EPIPE. The glue tells libmicrohttpd so
+     * (MHD_OPTION_SIGPIPE_HANDLED_BY_APP), which then sends file bodies
+     * with sendfile instead of pread + send. */
+    {
+        sigset_t pipe_set;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
+    }
     /* This thread hands requests to workers: the same policy as theirs. */
     if (e->app->batch)
         vg__thread_batch();

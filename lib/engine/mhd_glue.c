@@ -5,11 +5,16 @@
  *   access handler, 1st .... vg__on_access: what RFC 9110/9112 say a
  *                            server must refuse (lib/model/http_strict.c: 400,
  *                            501); 400 on ambiguous framing, 413 early on
- *                            a Content-Length over the limit
+ *                            a Content-Length over the route's limit;
+ *                            then copy and route the head
+ *                            (vg__route_head), so the route's body limits
+ *                            are known before the body
  *   upload calls ........... append to the body (a chunked body's trailer
- *                            fields get the same field checks at the end)
- *   final call ............. vg__dispatch: copy everything out of MHD,
- *                            route, let the pipeline pick the handler and
+ *                            fields get the same field checks at the end);
+ *                            feed a form body to libmicrohttpd's
+ *                            PostProcessor (form_glue.c); past a limit drop
+ *                            it all, read the rest (up to 1 MiB), 413
+ *   final call ............. vg__dispatch: with the route the head found,
  *                            run its filters (lib/pipeline/pipeline.c); a filter's
  *                            answer or the library's own (404, 405,
  *                            OPTIONS with no app middleware) goes at once;
@@ -50,10 +55,12 @@
 
 #include "app.h"
 #include "engine/engine.h"
+#include "engine/form_glue.h"
 #include "model/http_strict.h"
 #include "core/thread.h"
 #include "engine/mhd_glue.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/limits.h"
 #include "model/request.h"
 #include "model/result.h"
 #include "model/stream.h"
@@ -107,6 +114,27 @@ static struct MHD_Response *vg__stream_response(vg_result *res)
     return resp;
 }
 
+/* A file body (vg_file, static files): libmicrohttpd sends it with
+ * sendfile() on plain connections (pread through its buffer under TLS) and
+ * closes the fd when the response is destroyed, also when the client leaves
+ * mid-download. A HEAD answer never reads it. */
+static struct MHD_Response *vg__file_response(vg_result *res,
+                                              unsigned long long *len_out)
+{
+    struct MHD_Response *resp;
+    unsigned long long off, len;
+    int fd;
+
+    vg__result_take_fd(res, &fd, &off, &len);
+    resp = MHD_create_response_from_fd_at_offset64(len, fd, off);
+    if (resp == NULL) {
+        close(fd);
+        return NULL;
+    }
+    *len_out = len;
+    return resp;
+}
+
 /* Adds one of the request's vg_request_add_response_header headers. */
 static int vg__add_request_header(const char *name, const char *value,
                                   void *resp)
@@ -127,6 +155,12 @@ static struct MHD_Response *vg__response_from(vg_request *req, vg_result *res,
     *len_out = 0;
     if (res->stream != NULL) {
         resp = vg__stream_response(res);
+        if (resp == NULL)
+            return NULL;
+        goto headers;
+    }
+    if (res->fd >= 0) {
+        resp = vg__file_response(res, len_out);
         if (resp == NULL)
             return NULL;
         goto headers;
@@ -599,6 +633,7 @@ static void vg__on_completed(void *cls, struct MHD_Connection *conn,
     req->response = NULL;
     pthread_mutex_unlock(&req->lock);
     vg__glue_response_drop(unsent);
+    vg__form_glue_drop(req); /* a body cut short */
     /* After a FIN or RST MHD reports WITH_ERROR, READ_ERROR, CLIENT_ABORT
      * and more (fact 2): any end but a clean one means nobody is listening
      * any more. Only routed requests count: others never had a handler. */
@@ -778,12 +813,53 @@ static vg__strict_verdict vg__trailer_check(struct MHD_Connection *conn)
     return s.verdict;
 }
 
-static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
-                                    struct MHD_Connection *conn,
-                                    const char *url)
+/* Copies the request out of MHD and routes it as soon as its head is in,
+ * so that its route's body limits (lib/pipeline/limits.c) apply to the
+ * body; nothing is answered yet (fact 11): vg__dispatch answers what this
+ * found once the body is read, or a limit's 413 goes first. */
+static void vg__route_head(vg_app *app, vg_request *req,
+                           struct MHD_Connection *conn, const char *url)
 {
     vg__match m;
     vg__answer_kind kind;
+
+    req->head_status = vg__copy_request(req, conn, url);
+    if (req->head_status != 0)
+        return;
+    kind = vg__route(app, req, &m);
+    req->on_worker = vg__pipeline_route(app, req, kind, &m);
+    if (vg__request_set_params(req, &m) != 0)
+        req->head_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* The body limit of the request's route (or the app's). */
+static size_t vg__body_limit(const vg_app *app, const vg_request *req)
+{
+    return req->limits != NULL ? req->limits->body : app->body_limit;
+}
+
+/* How much of a body past a breached limit is read (and dropped) so that
+ * the 413 can still be sent. */
+#define VG__DRAIN_MAX (1024 * 1024)
+
+/* A limit was breached (or an upload could not be stored): what was kept
+ * of the body and its form goes now, nothing more is stored or decoded.
+ * libmicrohttpd 0.9.75 cannot queue an answer before the body is over
+ * (MHD_queue_response refuses while upload data is still due), so the rest
+ * is read and dropped, and the 413 goes when it ends; if more than
+ * VG__DRAIN_MAX remains the connection is closed without an answer rather
+ * than reading on. */
+static enum MHD_Result vg__drain_too_large(vg_request *req)
+{
+    vg__form_glue_discard(req);
+    if (req->breach_at == 0)
+        req->breach_at = req->body_seen;
+    return req->body_seen - req->breach_at > VG__DRAIN_MAX ? MHD_NO : MHD_YES;
+}
+
+static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
+                                    struct MHD_Connection *conn)
+{
     vg_result *res;
     unsigned status;
     bool on_worker;
@@ -791,25 +867,27 @@ static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
 
     if (req->body_too_large)
         return vg__answer_now(req, conn, MHD_HTTP_CONTENT_TOO_LARGE,
-                              "request body too large", NULL, NULL);
+                              "request body too large",
+                              MHD_HTTP_HEADER_CONNECTION, "close");
+    if (req->store_failed)
+        return vg__answer_now(req, conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                              "upload could not be stored",
+                              MHD_HTTP_HEADER_CONNECTION, "close");
     if (req->chunked && (v = vg__trailer_check(conn)).status != 0)
         return vg__answer_now(req, conn, v.status, v.detail,
                               MHD_HTTP_HEADER_CONNECTION, "close");
-    status = vg__copy_request(req, conn, url);
+    vg__form_glue_finish(req, conn);
+    status = req->head_status;
     if (status == MHD_HTTP_BAD_REQUEST)
         return vg__answer_now(req, conn, status, "bad request", NULL, NULL);
     if (status != 0)
         return vg__answer_now(req, conn, status, "internal server error",
                               NULL, NULL);
-    kind = vg__route(app, req, &m);
-    on_worker = vg__pipeline_route(app, req, kind, &m);
+    on_worker = req->on_worker;
     if (on_worker && atomic_load(&app->stopping))
         return vg__answer_now(req, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
                               "shutting down", MHD_HTTP_HEADER_CONNECTION,
                               "close");
-    if (vg__request_set_params(req, &m) != 0)
-        return vg__answer_now(req, conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                              "internal server error", NULL, NULL);
     res = vg__pipeline_filter(req);
     if (res != NULL)
         return vg__answer_result(req, conn, res);
@@ -939,7 +1017,8 @@ static vg__strict_verdict vg__head_check(vg_app *app, vg_request *req,
 
 /* True if the declared body is over the limit, so 413 can go out before a
  * single byte of it is read. */
-static bool vg__declared_too_large(vg_app *app, struct MHD_Connection *conn)
+static bool vg__declared_too_large(vg_app *app, vg_request *req,
+                                   struct MHD_Connection *conn)
 {
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -950,7 +1029,7 @@ static bool vg__declared_too_large(vg_app *app, struct MHD_Connection *conn)
         return false;
     errno = 0;
     n = strtoull(cl, &end, 10);
-    return errno == ERANGE || (end != cl && n > app->body_limit);
+    return errno == ERANGE || (end != cl && n > vg__body_limit(app, req));
 }
 
 static enum MHD_Result vg__on_access(void *cls, struct MHD_Connection *conn,
@@ -984,7 +1063,8 @@ static enum MHD_Result vg__on_access(void *cls, struct MHD_Connection *conn,
             return vg__answer_now(req, conn, MHD_HTTP_BAD_REQUEST,
                                   "bad request framing",
                                   MHD_HTTP_HEADER_CONNECTION, "close");
-        if (vg__declared_too_large(app, conn))
+        vg__route_head(app, req, conn, url);
+        if (vg__declared_too_large(app, req, conn))
             return vg__answer_now(req, conn, MHD_HTTP_CONTENT_TOO_LARGE,
                                   "request body too large",
                                   MHD_HTTP_HEADER_CONNECTION, "close");
@@ -993,17 +1073,21 @@ static enum MHD_Result vg__on_access(void *cls, struct MHD_Connection *conn,
         if (*upload_data_size != 0) {
             size_t n = *upload_data_size;
             *upload_data_size = 0;
-            if (vg__request_append_body(req, upload_data, n,
-                                        app->body_limit) != 0)
+            /* An uploads route keeps no raw body: its files go to disk. */
+            if (vg__form_glue_streams(req))
+                vg__request_count_body(req, n, vg__body_limit(app, req));
+            else if (vg__request_append_body(req, upload_data, n,
+                                             vg__body_limit(app, req)) != 0)
                 return MHD_NO;
-            /* A chunked body with no declared length is read and dropped
-             * past the limit so that the 413 can be sent, but not forever. */
-            if (req->body_too_large &&
-                req->body_seen > 2ULL * app->body_limit + (1ULL << 20))
-                return MHD_NO;
+            /* Forms are decoded as they arrive (lib/engine/form_glue.c),
+             * which may find a form limit breached. */
+            if (!req->body_too_large)
+                vg__form_glue_feed(req, conn, upload_data, n);
+            if (req->body_too_large || req->store_failed)
+                return vg__drain_too_large(req);
             return MHD_YES;
         }
-        return vg__dispatch(app, req, conn, url);
+        return vg__dispatch(app, req, conn);
     case VG__REQ_DISPATCHED:
         return vg__answer_resumed(req, conn);
     case VG__REQ_ANSWERED:
@@ -1032,7 +1116,17 @@ struct MHD_Daemon *vg__glue_daemon(vg_app *app,
                                    void *on_conn_cls)
 {
     struct MHD_Daemon *d;
+    /* HTTPS (vg_app_set_tls, lib/web/tls.c): the certificate comes from a
+     * callback on every handshake, so that a reload takes effect at once
+     * without restarting the daemon or dropping a connection. */
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, app->tls_cert_cb},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)app->tls_priorities},
+        {MHD_OPTION_END, 0, NULL}};
+    unsigned flags = app->tls_cert_cb ? MHD_USE_TLS : 0;
 
+    if (app->tls_cert_cb == NULL)
+        tls[0].option = MHD_OPTION_END;
     /* No thread and no listening socket of its own: an event thread of
      * lib/engine/engine.c accepts connections for it and runs it. */
     /* MHD_OPTION_STRICT_FOR_CLIENT stays 0: at 1 libmicrohttpd answers a
@@ -1041,8 +1135,8 @@ struct MHD_Daemon *vg__glue_daemon(vg_app *app,
      * lib/model/http_strict.c refuses both, and more (README
      * "Conformance"). */
     d = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_ERROR_LOG,
+        flags | MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET |
+            MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
         0, NULL, NULL, vg__on_access, app,
         MHD_OPTION_CONNECTION_LIMIT, app->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, app->idle_timeout_s,
@@ -1051,6 +1145,10 @@ struct MHD_Daemon *vg__glue_daemon(vg_app *app,
         MHD_OPTION_NOTIFY_COMPLETED, vg__on_completed, app,
         MHD_OPTION_NOTIFY_CONNECTION, on_conn, on_conn_cls,
         MHD_OPTION_EXTERNAL_LOGGER, vg__mhd_log, app,
+        /* The event threads block SIGPIPE (lib/engine/engine.c), so
+         * file bodies may go by sendfile. */
+        MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1,
+        MHD_OPTION_ARRAY, tls,
         MHD_OPTION_END);
     if (d == NULL)
         vg__logf(&app->log, VG_LOG_ERROR, "libmicrohttpd refused to start");

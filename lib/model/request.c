@@ -14,6 +14,8 @@
 
 #include "model/http_strict.h"
 #include "model/request.h"
+#include "model/form.h"
+#include "model/upload.h"
 #include "model/result.h"
 #include "core/token.h"
 
@@ -59,6 +61,8 @@ static void vg__request_free(vg_request *req)
     if (req->engine != NULL)
         req->engine->release(req);
     json_decref(req->json);
+    vg__form_free(req->form);
+    vg__uploads_free(req->uploads);
     free(req->body);
     free(req->headers.items);
     free(req->query.items);
@@ -339,6 +343,13 @@ int vg__request_set_params(vg_request *req, const vg__match *m)
             return rc;
     }
     return 0;
+}
+
+void vg__request_count_body(vg_request *req, size_t len, size_t limit)
+{
+    req->body_seen += len;
+    if (req->body_seen > limit)
+        req->body_too_large = true;
 }
 
 int vg__request_append_body(vg_request *req, const char *data, size_t len,

@@ -18,6 +18,9 @@
 struct MHD_Connection;
 struct MHD_Response;
 struct vg__chain;
+struct vg__form;
+struct vg__limits;
+struct MHD_PostProcessor;
 
 /* A value attached with vg_request_set_data; lives in the arena. */
 typedef struct vg__datum {
@@ -74,6 +77,9 @@ struct vg_request {
     struct MHD_Connection *conn;
     struct vg__conn *conn_ctx;  /* the engine's view of its connection */
     vg__req_state state;
+    unsigned head_status;       /* what routing the head found: 0 or 400/500 */
+    bool on_worker;             /* ...and whether a worker answers it */
+    unsigned long long breach_at; /* body_seen when a limit was breached */
 
     /* Resume arbitration: `suspended` is true from suspend until the one
      * thread that wins the right to resume clears it; the winner stores the
@@ -107,6 +113,21 @@ struct vg_request {
     size_t body_len, body_cap;
     unsigned long long body_seen; /* upload bytes received, kept or not */
     bool body_too_large;
+    /* Forms (lib/model/form.c): the decoded fields, NULL when the body is
+     * not a form; `pp` is the engine's decoder while the body arrives
+     * (lib/engine/form_glue.c), touched only on libmicrohttpd's thread. */
+    struct vg__form *form;
+    struct MHD_PostProcessor *pp;
+    bool form_started;          /* the glue looked at the Content-Type */
+    bool form_urlencoded;       /* ...and found an urlencoded form */
+    /* The route's body and form limits (lib/pipeline/limits.c), set when
+     * the head is routed; NULL: the app's body limit and the defaults. */
+    const struct vg__limits *limits;
+    /* Files streamed to disk (lib/model/upload.c), in the order sent;
+     * `upload_last` takes the writes. `store_failed`: one could not be
+     * written (the answer is then 500). */
+    vg_upload *uploads, *upload_last;
+    bool store_failed;
     json_t *json;
     bool json_done;
 
@@ -200,5 +221,8 @@ int vg__request_each_response_header(vg_request *req,
  * more. 0 or -ENOMEM. */
 int vg__request_append_body(vg_request *req, const char *data, size_t len,
                             size_t limit);
+/* Counts upload data that is not kept (an uploads route streams it to
+ * disk); past `limit` marks body_too_large. */
+void vg__request_count_body(vg_request *req, size_t len, size_t limit);
 
 #endif

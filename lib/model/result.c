@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "model/result.h"
 #include "model/stream.h"
@@ -26,6 +27,7 @@ static vg_result *vg__result_new(unsigned status, const char *ctype)
     }
     res->status = status;
     res->ctype = ctype;
+    res->fd = -1;
     return res;
 }
 
@@ -238,6 +240,8 @@ void vg_result_free(vg_result *res)
     free(res->ctype_owned);
     free(res->body);
     json_decref(res->problem);
+    if (res->fd >= 0)
+        close(res->fd);
     if (res->stream != NULL)
         vg__stream_abandon(res->stream);
     free(res);
@@ -256,6 +260,59 @@ int vg__result_take_body(vg_result *res, char **body, size_t *len)
     *body = json_dumps(res->problem, JSON_COMPACT);
     *len = *body ? strlen(*body) : 0;
     return *body ? 0 : -ENOMEM;
+}
+
+vg_result *vg__result_fd(int fd, unsigned long long off,
+                         unsigned long long len)
+{
+    vg_result *res = vg__result_new(200, NULL);
+
+    if (res == NULL) {
+        close(fd);
+        return NULL;
+    }
+    res->fd = fd;
+    res->fd_off = off;
+    res->fd_len = len;
+    return res;
+}
+
+void vg__result_take_fd(vg_result *res, int *fd, unsigned long long *off,
+                        unsigned long long *len)
+{
+    *fd = res->fd;
+    *off = res->fd_off;
+    *len = res->fd_len;
+    res->fd = -1;
+}
+
+void vg__result_set_body(vg_result *res, char *body, size_t len)
+{
+    free(res->body);
+    res->body = body;
+    res->body_len = len;
+    json_decref(res->problem);
+    res->problem = NULL;
+    if (res->fd >= 0)
+        close(res->fd);
+    res->fd = -1;
+}
+
+int vg__result_replace_header(vg_result *res, const char *name,
+                              const char *value)
+{
+    size_t i;
+
+    for (i = 0; i < res->nheaders; i++)
+        if (strcasecmp(res->headers[i].name, name) == 0) {
+            char *copy = strdup(value);
+            if (copy == NULL)
+                return -ENOMEM;
+            free(res->headers[i].value);
+            res->headers[i].value = copy;
+            return 0;
+        }
+    return vg__result_add_header(res, name, value);
 }
 
 unsigned vg_result_status(const vg_result *res)

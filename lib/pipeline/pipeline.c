@@ -30,6 +30,7 @@
 #include "pipeline/group.h"
 #include "core/log.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/limits.h"
 #include "model/request.h"
 #include "model/result.h"
 
@@ -167,6 +168,8 @@ int vg__pipeline_prepare(vg_app *app)
         if (vg__group_resolve(p->groups[i], &p->chain) != 0)
             goto nomem;
     vg__router_visit(app->router, vg__attach_route, app);
+    if (vg__limits_prepare(app) != 0)
+        goto nomem;
     free(p->all_methods);
     p->all_methods = vg__router_methods(app->router);
     if (p->all_methods == NULL)
@@ -190,6 +193,7 @@ void vg__pipeline_free(vg_app *app)
     free(p->filters);
     free(p->hooks);
     free(p->all_methods);
+    vg__limits_free(app);
     memset(p, 0, sizeof *p);
 }
 
@@ -226,6 +230,8 @@ bool vg__pipeline_route(vg_app *app, vg_request *req, vg__answer_kind kind,
 
     req->allow = m->allow;
     req->timeout_ms = app->request_timeout_ms;
+    req->limits = vg__limits_of(app, kind == VG__ANSWER_HANDLER ? m->body
+                                                                : NULL);
     if (kind == VG__ANSWER_HANDLER) {
         req->fn = m->fn;
         req->fn_arg = m->arg;

@@ -64,6 +64,7 @@ typedef struct {
     vg__chain chain;             /* the app's own chain, resolved at start */
     char *all_methods;           /* the Allow of "OPTIONS *", at start */
     bool access_logged;          /* the access-log hook is registered */
+    struct vg__limits_reg *limits; /* body and form limits (limits.c) */
 } vg__pipeline;
 
 /* Which kind of answer a request gets, as vg__pipeline_route decides. */
