@@ -43,6 +43,8 @@
 #include <unistd.h>
 #include <volga.h>
 
+#include "benchutil.h"
+
 static int abort_after_ms; /* --abort-after-ms */
 
 /* What the handler of the current iteration reports to the client. */
@@ -56,11 +58,6 @@ static struct {
     struct timespec t_wake;
     int wait_ms;
 } g = { .lock = PTHREAD_MUTEX_INITIALIZER, .want = -1 };
-
-static double ts_ms(const struct timespec *t)
-{
-    return (double)t->tv_sec * 1e3 + (double)t->tv_nsec / 1e6;
-}
 
 static vg_result *wait_handler(vg_request *req, void *arg)
 {
@@ -111,54 +108,6 @@ static bool wait_flag(const bool *flag, int ms)
     return *flag;
 }
 
-/* Waits up to `ms` for no handler to be in flight; true if none is. */
-static bool wait_idle(vg_app *app, int ms)
-{
-    struct timespec tick = { 0, 1000000L };
-    vg_stats st;
-    int i;
-
-    for (i = 0; i <= ms; i++) {
-        vg_app_stats(app, &st);
-        if (st.in_flight == 0)
-            return true;
-        nanosleep(&tick, NULL);
-    }
-    return false;
-}
-
-static int connect_to(unsigned short port)
-{
-    struct sockaddr_in sa;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    if (fd < 0)
-        return -1;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static bool send_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
 typedef struct {
     const char *name;
     bool rst;
@@ -185,12 +134,12 @@ static int one(vg_app *app, long id, bool rst, mode_result *mr, bool record)
     g.reason = VG_CANCEL_NONE;
     pthread_mutex_unlock(&g.lock);
 
-    fd = connect_to(port);
+    fd = bu_connect(port);
     if (fd < 0)
         return -1;
     len = snprintf(req, sizeof req,
                    "GET /wait?i=%ld HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", id);
-    if (!send_all(fd, req, (size_t)len)) {
+    if (!bu_send_all(fd, req, (size_t)len)) {
         close(fd);
         return -1;
     }
@@ -217,7 +166,7 @@ static int one(vg_app *app, long id, bool rst, mode_result *mr, bool record)
     pthread_mutex_lock(&g.lock);
     ok = wait_flag(&g.woke, g.wait_ms + 5000);
     if (ok && record) {
-        double ms = ts_ms(&g.t_wake) - ts_ms(&t0);
+        double ms = bu_ts_ms(&g.t_wake) - bu_ts_ms(&t0);
         mr->lat_ms[mr->done++] = ms < 0 ? 0 : ms;
         if (!g.cancelled)
             mr->timeouts++;
@@ -228,13 +177,7 @@ static int one(vg_app *app, long id, bool rst, mode_result *mr, bool record)
     pthread_mutex_unlock(&g.lock);
     if (!ok)
         return -1;
-    return wait_idle(app, g.wait_ms + 5000) ? 0 : -1;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+    return bu_wait_idle(app, g.wait_ms + 5000) ? 0 : -1;
 }
 
 /* Nearest-rank percentile of a sorted array. */
@@ -362,7 +305,7 @@ int main(int argc, char **argv)
            "p90_ms", "p99_ms", "max_ms", "timeouts", "bad_reason", "errors");
     for (m = 0; m < 2; m++) {
         mode_result *r = &modes[m];
-        qsort(r->lat_ms, (size_t)r->done, sizeof(double), cmp_double);
+        qsort(r->lat_ms, (size_t)r->done, sizeof(double), bu_cmp_double);
         printf("%-4s %5d %9.3f %9.3f %9.3f %9.3f %9d %10d %6d\n", r->name,
                r->done, pct(r->lat_ms, r->done, 50), pct(r->lat_ms, r->done, 90),
                pct(r->lat_ms, r->done, 99),

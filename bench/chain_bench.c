@@ -41,6 +41,8 @@
 #include <unistd.h>
 #include <curl/curl.h>
 #include <volga.h>
+
+#include "benchutil.h"
 #include <volga-curl.h>
 
 #define WAIT_MS 10000
@@ -56,11 +58,6 @@ static struct {
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER, .want = -1};
 
 static unsigned short back_port;
-
-static double ts_ms(const struct timespec *t)
-{
-    return (double)t->tv_sec * 1e3 + (double)t->tv_nsec / 1e6;
-}
 
 static vg_result *back_wait(vg_request *req, void *arg)
 {
@@ -136,56 +133,6 @@ static bool wait_flag(const bool *flag, int ms)
     return *flag;
 }
 
-/* Waits up to `ms` for no handler in flight on `app` (the counters have no
- * notification, so this looks every millisecond). */
-static bool wait_idle(vg_app *app, int ms)
-{
-    struct timespec tick = {0, 1000000L};
-    vg_stats st;
-    int i;
-
-    for (i = 0; i <= ms; i++) {
-        vg_app_stats(app, &st);
-        if (st.in_flight == 0)
-            return true;
-        nanosleep(&tick, NULL);
-    }
-    return false;
-}
-
-static int connect_to(unsigned short port)
-{
-    struct sockaddr_in sa;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    if (fd < 0)
-        return -1;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static bool send_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
 typedef struct {
     const char *name;
     int n, done;
@@ -213,12 +160,12 @@ static int one(vg_app *front, vg_app *back, unsigned short port,
     g.reason = VG_CANCEL_NONE;
     pthread_mutex_unlock(&g.lock);
 
-    fd = connect_to(port);
+    fd = bu_connect(port);
     if (fd < 0)
         return -1;
     len = snprintf(req, sizeof req,
                    "GET %s?i=%ld HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path, id);
-    if (!send_all(fd, req, (size_t)len)) {
+    if (!bu_send_all(fd, req, (size_t)len)) {
         close(fd);
         return -1;
     }
@@ -241,18 +188,11 @@ static int one(vg_app *front, vg_app *back, unsigned short port,
     if (record) {
         if (g.reason != VG_CANCEL_CLIENT_GONE)
             mr->bad_reason++;
-        mr->lat_ms[mr->done++] = ts_ms(&g.t_wake) - ts_ms(&t0);
+        mr->lat_ms[mr->done++] = bu_ts_ms(&g.t_wake) - bu_ts_ms(&t0);
     }
-    if (!wait_idle(back, 5000) || (front != NULL && !wait_idle(front, 5000)))
+    if (!bu_wait_idle(back, 5000) || (front != NULL && !bu_wait_idle(front, 5000)))
         return -1;
     return 0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
 }
 
 static double pct(const double *sorted, int n, double p)
@@ -264,7 +204,7 @@ static double pct(const double *sorted, int n, double p)
 
 static void report(mode_result *mr)
 {
-    qsort(mr->lat_ms, (size_t)mr->done, sizeof *mr->lat_ms, cmp_double);
+    qsort(mr->lat_ms, (size_t)mr->done, sizeof *mr->lat_ms, bu_cmp_double);
     if (mr->done == 0) {
         printf("%-8s %5d  (no samples)\n", mr->name, 0);
         return;

@@ -29,13 +29,7 @@
 
 #include "web/static.h"
 
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "fuzz_conditional: check failed: %s\n", #cond); \
-            abort();                                                         \
-        }                                                                    \
-    } while (0)
+#include "fuzz_check.h"
 
 /* Splits the input into NUL-terminated lines (at most `n`). */
 static void split(char *buf, char **lines, int n)

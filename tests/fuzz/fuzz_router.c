@@ -42,14 +42,7 @@
 
 /* A failed check: say what and where, then abort so that libFuzzer keeps
  * the input as a crash. */
-#define CHECK(cond)                                                         \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,          \
-                    __LINE__, #cond);                                       \
-            abort();                                                        \
-        }                                                                   \
-    } while (0)
+#include "fuzz_check.h"
 
 /* ---- The reference model ---- */
 

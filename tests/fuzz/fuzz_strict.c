@@ -26,14 +26,7 @@
 #include "model/http_strict.h"
 #include "mhd_head_model.h"
 
-#define CHECK(cond)                                                        \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "fuzz_strict: check failed: %s (line %d)\n",  \
-                    #cond, __LINE__);                                      \
-            abort();                                                       \
-        }                                                                  \
-    } while (0)
+#include "fuzz_check.h"
 
 static void check_pure(const char *d, size_t n)
 {

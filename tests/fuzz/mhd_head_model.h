@@ -75,6 +75,15 @@ static bool model_has_nul(const char *in, size_t from, size_t to)
     return false;
 }
 
+/* Where the run of NUL, CR and LF bytes that ends [from, to) begins. */
+static size_t model_end_run(const char *in, size_t from, size_t to)
+{
+    while (to > from && (in[to - 1] == '\0' || in[to - 1] == '\r' ||
+                         in[to - 1] == '\n'))
+        to--;
+    return to;
+}
+
 static void model_add(model_head *m, const char *name, const char *value)
 {
     if (m->n < MODEL_MAX_FIELDS) {
@@ -94,6 +103,10 @@ static int model_parse(model_head *m, const char *in, size_t len)
     const char *last_end;
     char *line, *sp, *uri, *v, *last = NULL, *colon = NULL;
     bool first = true;
+    /* A line whose only NULs end it: whether they are out of reach depends
+     * on the next line (see below). */
+    bool tail_pending = false;
+    size_t tail_from = 0;
 
     memset(m, 0, sizeof *m);
     m->pool_len = 2 * len + 64;
@@ -143,12 +156,27 @@ static int model_parse(model_head *m, const char *in, size_t len)
         line = model_line(m, len, &at, &llen);
         if (line == NULL)
             return 0;
+        /* NULs that end the last field's line, with the end of the head,
+         * are as out of reach as the case below when the bytes from the
+         * first of them to the end of the head are no more than a real
+         * line end and empty line's 4. */
+        if (tail_pending && !(line[0] == '\0' && at - tail_from <= 4))
+            m->nul = true;
+        tail_pending = false;
         /* A NUL in the line that ends the head is out of reach when that
          * end is no longer than an empty line's (2 to 4 bytes of NULs
          * either way): README "Conformance". */
         if (model_has_nul(in, start, at) &&
-            !(line[0] == '\0' && at - prev_end <= 4))
-            m->nul = true;
+            !(line[0] == '\0' && at - prev_end <= 4)) {
+            size_t run = model_end_run(in, start, at);
+
+            if (line[0] != '\0' && !model_has_nul(in, start, run)) {
+                tail_pending = true;
+                tail_from = run;
+            } else {
+                m->nul = true;
+            }
+        }
         if (first) {
             if (line[0] == '\0') {
                 m->head_end = m->pool + at;
