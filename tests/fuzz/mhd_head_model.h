@@ -228,7 +228,14 @@ static int model_parse(model_head *m, const char *in, size_t len)
         if (!first && line[0] == '\0') {
             /* The state machine looks at line[0] again after this, and the
              * colon it just zeroed reads as the empty line. */
-            m->empty_name_end = !(llen == 1 && at - prev_end <= 4);
+            /* Out of reach: a bare ':' (NULs after it read as the CR a
+             * real line end could have) whose line, with the line end
+             * before it, is as long as an empty line's. */
+            size_t j = 1;
+
+            while (j < llen && line[j] == '\0')
+                j++;
+            m->empty_name_end = !(j == llen && at - prev_end <= 4);
             m->head_end = m->pool + at;
             return m->n < MODEL_MAX_FIELDS;
         }
