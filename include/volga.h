@@ -1414,9 +1414,10 @@ void vg_histogram_observe(vg_histogram *h, double v);
  * (the application's checks) endpoints for orchestrators and load
  * balancers. Readiness checks run one round at a time on a thread of
  * their own ("vg-health"), never on the probe's: the probe (a handler on
- * a worker) waits for the round up to the health timeout, then cancels
- * the round's token and answers 503 {"status":"timeout"} at once, so a
- * hung check cannot hang the probe. A round's answer is cached (1 s by
+ * a worker) waits for the round up to the health timeout, when the
+ * round's token cancels itself (VG_CANCEL_TIMEOUT) and the probe answers
+ * 503 {"status":"timeout"} at once, so a hung check cannot hang the
+ * probe. A round's answer is cached (1 s by
  * default): 200 {"status":"ok","checks":{"db":"ok"}} or 503 with "fail"
  * or "timeout" for the checks that were not ok. From vg_app_stop on,
  * readiness answers 503 {"status":"stopping"} without running checks;
@@ -1430,10 +1431,12 @@ typedef struct vg_health vg_health;
 
 /**
  * A readiness check: 0 if healthy, anything else if not. Runs on the
- * "vg-health" thread with `tok`, which is cancelled (VG_CANCEL_MANUAL)
- * when the probe's timeout passes: wait on it (vg_token_wait,
- * vg_token_fd...) rather than blocking blindly; a check that ignores it
- * holds up later rounds (probes still answer, 503) and vg_health_free.
+ * "vg-health" thread with `tok`, which is cancelled with
+ * VG_CANCEL_TIMEOUT when the probe's timeout passes (its
+ * vg_token_remaining_ms is the time left, to forward as a statement or
+ * request timeout): wait on it (vg_token_wait, vg_token_fd...) rather than
+ * blocking blindly; a check that ignores it holds up later rounds (probes
+ * still answer, 503) and vg_health_free.
  */
 typedef int (*vg_health_check_fn)(vg_token *tok, void *arg);
 

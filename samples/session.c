@@ -11,10 +11,15 @@
  *   curl -b jar localhost:7881/api/me                         -> {"user":"ada"}
  *   curl -b jar -X POST localhost:7881/api/logout
  *   curl -u admin:admin-pass localhost:7881/api/admin/sessions
+ *   curl localhost:7881/metrics         (Prometheus text format)
+ *   curl localhost:7881/livez; curl localhost:7881/readyz
  *
  * The session cookie is HMAC-signed (a fresh key each run, so restarting
  * logs everyone out) with its expiry inside the signature; every answer
- * carries an X-Request-Id, also in the access log on stderr.
+ * carries an X-Request-Id, also in the access log on stderr. Logins are
+ * rate-limited to 5 a minute per client address: the sixth gets 429 with
+ * Retry-After, a problem document like every other error. Readiness
+ * checks that the page's app still serves.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,11 +28,14 @@
 #include <volga.h>
 
 #define SESSION_SECONDS 3600
+#define LOGINS_PER_MINUTE 5
 
 typedef struct {
     vg_cookie_keys *keys;
     vg_cookie_attrs *attrs;   /* Path=/, HttpOnly, SameSite=Lax, Max-Age */
     atomic_long logins;
+    vg_counter *login_count;  /* session_logins_total on /metrics */
+    vg_app *web;              /* the page's app, for the readiness check */
     char page_url[128];       /* where the page is served */
     const char *api_host;     /* the API's host as the page names it */
     atomic_uint api_port;     /* set once the API runs (the page runs first) */
@@ -52,6 +60,7 @@ static vg_result *login(vg_request *req, void *arg)
         !vg_secure_equal(pw, strlen(pw), "lovelace", 8))
         return problem(401, "wrong user or password");
     atomic_fetch_add(&s->logins, 1);
+    vg_counter_add(s->login_count, 1);
     return vg_result_set_signed_cookie(
         vg_json(json_pack("{s:s}", "user", user)), s->keys, "session", user,
         SESSION_SECONDS, s->attrs);
@@ -93,6 +102,15 @@ static vg_result *admin_sessions(vg_request *req, void *arg)
                              (json_int_t)atomic_load(&s->logins)));
 }
 
+/* Readiness: the API is useless without its page. Runs on the health
+ * thread; it does not block, so it has no need to watch its token. */
+static int page_serves(vg_token *tok, void *arg)
+{
+    site *s = arg;
+    (void)tok;
+    return vg_app_stopping(s->web) ? -1 : 0;
+}
+
 /* GET / on the API: where its page is. */
 static vg_result *api_root(vg_request *req, void *arg)
 {
@@ -118,9 +136,13 @@ static const char page_fmt[] =
     "document.getElementById('f').onsubmit = async e => {\n"
     "  e.preventDefault();\n"
     "  const d = new FormData(e.target);\n"
-    "  await call('/api/login', {method: 'POST', headers: {'Content-Type':\n"
-    "    'application/json'}, body: JSON.stringify(Object.fromEntries(d))});\n"
-    "  who();\n"
+    "  const r = await call('/api/login', {method: 'POST', headers: {\n"
+    "    'Content-Type': 'application/json'},\n"
+    "    body: JSON.stringify(Object.fromEntries(d))});\n"
+    "  if (r.status === 429)\n"
+    "    document.getElementById('who').textContent = 'too many logins, '\n"
+    "      + 'try again in ' + r.headers.get('Retry-After') + ' s';\n"
+    "  else who();\n"
     "};\n"
     "document.getElementById('out').onclick = async () => {\n"
     "  await call('/api/logout', {method: 'POST'}); who();\n"
@@ -166,7 +188,24 @@ static int cookie_attrs(site *s)
     return 0;
 }
 
-/* The API's routes, CORS for the page's origin and the admin guard. */
+/* What operations need: a login rate limit, /metrics, /livez, /readyz. */
+static int api_ops(vg_app *api, site *s, vg_ratelimit *rl, vg_metrics *m,
+                   vg_health *h)
+{
+    s->login_count = vg_metrics_counter(m, "session_logins_total",
+                                        "Successful logins.");
+    if (s->login_count == NULL ||
+        vg_map_ratelimit(api, "POST", "/api/login", rl) != 0 ||
+        vg_app_use_metrics(api, m, "/metrics") != 0 ||
+        vg_health_add_check(h, "page", page_serves, s) != 0 ||
+        vg_app_use_health(api, h, "/livez", "/readyz") != 0)
+        return -1;
+    return 0;
+}
+
+/* The API's routes, CORS for the page's origin, the login's rate limit
+ * and the admin guard. CORS is an app filter registered before the
+ * limiter so that a 429 carries it too: the page can read the refusal. */
 static int api_routes(vg_app *api, site *s, vg_cors *cors,
                       vg_basic_auth *guard, const char *page_origin)
 {
@@ -179,9 +218,9 @@ static int api_routes(vg_app *api, site *s, vg_cors *cors,
         vg_cors_allow_origin(cors, page_origin) != 0 ||
         vg_cors_set_credentials(cors, true) != 0 ||
         vg_cors_set_headers(cors, "Content-Type") != 0 ||
-        vg_cors_set_expose_headers(cors, "X-Request-Id") != 0 ||
+        vg_cors_set_expose_headers(cors, "X-Request-Id, Retry-After") != 0 ||
         vg_cors_set_max_age(cors, 600) != 0 ||
-        vg_group_use_cors(g, cors) != 0 ||
+        vg_app_use_cors(api, cors) != 0 ||
         vg_map_get(api, "/", api_root, s) != 0 ||
         vg_group_map_post(g, "/login", login, s) != 0 ||
         vg_group_map_post(g, "/logout", logout, s) != 0 ||
@@ -203,12 +242,17 @@ int main(int argc, char **argv)
     vg_app *api = vg_app_new(api_addr), *web = vg_app_new(page_addr);
     vg_cors *cors = vg_cors_new();
     vg_basic_auth *guard = vg_basic_auth_new("session admin", admin_check, NULL);
+    vg_ratelimit *rl = vg_ratelimit_new(LOGINS_PER_MINUTE, 60000);
+    vg_metrics *metrics = vg_metrics_new();
+    vg_health *health = vg_health_new();
     char page_origin[96];
     int rc = 1;
 
     s.api_host = strncmp(api_addr, "localhost", 9) == 0 ? "localhost"
                                                         : "127.0.0.1";
+    s.web = web;
     if (api == NULL || web == NULL || cors == NULL || guard == NULL ||
+        rl == NULL || metrics == NULL || health == NULL ||
         new_keys(&s) != 0 || cookie_attrs(&s) != 0) {
         perror("session");
         goto out;
@@ -223,6 +267,7 @@ int main(int argc, char **argv)
              (unsigned)vg_app_port(web));
     snprintf(s.page_url, sizeof s.page_url, "%s/", page_origin);
     if (api_routes(api, &s, cors, guard, page_origin) != 0 ||
+        api_ops(api, &s, rl, metrics, health) != 0 ||
         vg_app_start(api) != 0) {
         fprintf(stderr, "session: cannot start the API on %s\n", api_addr);
         goto out;
@@ -234,9 +279,12 @@ int main(int argc, char **argv)
     rc = vg_app_run(api) == 0 ? 0 : 1;
 out:
     vg_app_free(api);
+    vg_health_free(health); /* its check reads the page's app */
     vg_app_free(web);
     vg_cors_free(cors);
     vg_basic_auth_free(guard);
+    vg_ratelimit_free(rl);
+    vg_metrics_free(metrics);
     vg_cookie_keys_free(s.keys);
     vg_cookie_attrs_free(s.attrs);
     return rc;

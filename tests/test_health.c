@@ -52,14 +52,18 @@ static int check_fails(vg_token *tok, void *arg)
 }
 
 static atomic_bool saw_cancel;
+static atomic_int saw_reason;     /* vg_token_reason once woken */
+static atomic_long saw_remaining; /* vg_token_remaining_ms at the start */
 
 /* Hangs until its token is cancelled, as a stuck database ping would
- * until the probe gives up. */
+ * until the probe gives up; notes what the token said. */
 static int check_hangs_politely(vg_token *tok, void *arg)
 {
     (void)arg;
+    atomic_store(&saw_remaining, vg_token_remaining_ms(tok));
     if (vg_token_wait(tok, WAIT_MS))
         atomic_store(&saw_cancel, true);
+    atomic_store(&saw_reason, (int)vg_token_reason(tok));
     return -ECANCELED;
 }
 
@@ -183,8 +187,12 @@ START_TEST(test_hung_check_watching_its_token_is_cancelled)
     unsigned short port;
     tu_response r;
     double t0, took;
+    long remaining;
+    int reason;
 
     atomic_store(&saw_cancel, false);
+    atomic_store(&saw_reason, (int)VG_CANCEL_NONE);
+    atomic_store(&saw_remaining, -2);
     ck_assert_int_eq(vg_health_add_check(h, "db", check_hangs_politely, NULL),
                      0);
     ck_assert_int_eq(vg_health_set_timeout(h, 200), 0);
@@ -204,6 +212,14 @@ START_TEST(test_hung_check_watching_its_token_is_cancelled)
      * (it would have waited 10 s for nothing otherwise). */
     vg_health_free(h);
     ck_assert(atomic_load(&saw_cancel));
+    /* A deadline, not a manual cancel: the check can tell (and could
+     * forward the time it had, a statement timeout, say). */
+    reason = atomic_load(&saw_reason);
+    remaining = atomic_load(&saw_remaining);
+    ck_assert_msg(reason == VG_CANCEL_TIMEOUT, "reason %s",
+                  vg_cancel_reason_name((vg_cancel_reason)reason));
+    ck_assert_msg(remaining > 0 && remaining <= 200, "remaining %ld ms",
+                  remaining);
 }
 END_TEST
 

@@ -3,7 +3,8 @@
  * stopped with SIGTERM, exiting 0; samples/hello; samples/api (groups, a
  * bearer-token middleware, problem documents, a fallback); samples/convert
  * (a child process group stopped when the client leaves); samples/session
- * (CORS across two ports, a signed session cookie, Basic auth);
+ * (CORS across two ports, a signed session cookie, Basic auth, a
+ * rate-limited login, /metrics, /livez and /readyz);
  * samples/upload (a form with several files and a note, the list with
  * sizes and SHA-256 sums, downloads). */
 #ifdef HAVE_CONFIG_H
@@ -394,8 +395,54 @@ START_TEST(convert_stops_its_child_when_the_client_leaves)
 }
 END_TEST
 
+/* The value of the sample `series` (name and labels, as printed) in a
+ * Prometheus text body, or -1 when it is not there. */
+static double metric_value(const char *body, const char *series)
+{
+    size_t n = strlen(series);
+    const char *at = body;
+
+    while ((at = strstr(at, series)) != NULL) {
+        if ((at == body || at[-1] == '\n') && at[n] == ' ')
+            return strtod(at + n + 1, NULL);
+        at += n;
+    }
+    return -1;
+}
+
+/* Scrapes the session sample's /metrics (checking the format's
+ * Content-Type) until `series` reads `want`: a request is counted by a
+ * completion hook, which may run just after its client has the answer.
+ * Fails after 10 s. */
+static void session_metric_reaches(unsigned short port, const char *series,
+                                   double want)
+{
+    double t0 = tu_now_ms(), got;
+    tu_response r;
+    char *h;
+
+    for (;;) {
+        r = tu_get(port, "/metrics");
+        ck_assert_int_eq(r.status, 200);
+        h = tu_header(&r, "Content-Type");
+        ck_assert_ptr_nonnull(h);
+        ck_assert_msg(strncmp(h, "text/plain; version=0.0.4", 25) == 0, "%s",
+                      h);
+        free(h);
+        got = metric_value(r.body, series);
+        if (got == want)
+            break;
+        ck_assert_msg(got < want && tu_now_ms() - t0 < 10000,
+                      "%s is %g, not %g:\n%s", series, got, want, r.body);
+        tu_response_free(&r);
+        poll(NULL, 0, 5); /* the hook runs within moments */
+    }
+    tu_response_free(&r);
+}
+
 /* samples/session: a page on one port, its API on another (CORS with
- * credentials), a signed session cookie, request IDs, Basic auth. */
+ * credentials), a signed session cookie, request IDs, Basic auth, a
+ * login limited to 5 a minute per address, metrics and health. */
 START_TEST(session_login_cors_and_signed_cookie)
 {
     static const char login_body[] = "{\"user\":\"ada\",\"password\":\"lovelace\"}";
@@ -404,10 +451,24 @@ START_TEST(session_login_cors_and_signed_cookie)
     char origin[96], page_path[32], *h, *at, *cookie, *eq, hdr[512];
     const char *with_origin[4] = {origin, "Content-Type: application/json",
                                   NULL, NULL};
-    unsigned page_port;
+    unsigned page_port, allowed;
+    double t_first, waited;
     json_t *j;
 
     tu_sample_start(&s, "session", false);
+    /* Health: alive, and ready (its check: the page's app serves). */
+    r = tu_get(s.port, "/livez");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"status\":\"ok\"}");
+    tu_response_free(&r);
+    r = tu_get(s.port, "/readyz");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"checks\":{\"page\":\"ok\"},\"status\":\"ok\"}");
+    tu_response_free(&r);
+    session_metric_reaches(s.port, "session_logins_total", 0);
+    session_metric_reaches(s.port, "volga_requests_total{method=\"GET\","
+                           "route=\"/readyz\",status=\"200\"}", 1);
+
     /* The API's root says where the page is. */
     r = tu_get(s.port, "/");
     ck_assert_int_eq(r.status, 200);
@@ -441,6 +502,7 @@ START_TEST(session_login_cors_and_signed_cookie)
     tu_response_free(&r);
 
     /* Wrong password: a problem, no cookie. */
+    t_first = tu_now_ms();
     r = tu_request(s.port, "POST", "/api/login",
                    "{\"user\":\"ada\",\"password\":\"x\"}", 29, with_origin);
     ck_assert_int_eq(r.status, 401);
@@ -482,6 +544,48 @@ START_TEST(session_login_cors_and_signed_cookie)
     tu_response_free(&r);
     with_origin[2] = NULL;
 
+    /* Two logins so far; the limit is 5 a minute per address (one more
+     * every 12 s), so the sixth is refused, through the error handler,
+     * with CORS headers the page needs to read it. */
+    allowed = 2;
+    for (;;) {
+        r = tu_request(s.port, "POST", "/api/login",
+                       "{\"user\":\"ada\",\"password\":\"x\"}", 29,
+                       with_origin);
+        if (r.status == 429)
+            break;
+        ck_assert_int_eq(r.status, 401);
+        tu_response_free(&r);
+        ck_assert_uint_lt(++allowed, 20);
+    }
+    waited = tu_now_ms() - t_first;
+    if (waited < 11000)
+        ck_assert_uint_eq(allowed, 5);
+    else
+        ck_assert_uint_le(allowed, 5 + (unsigned)(waited / 12000) + 1);
+    ck_assert_uint_ge(allowed, 5);
+    h = tu_header(&r, "Retry-After");
+    ck_assert_ptr_nonnull(h);
+    ck_assert_int_ge(atoi(h), 1);
+    ck_assert_int_le(atoi(h), 12);
+    free(h);
+    h = tu_header(&r, "Content-Type");
+    ck_assert_str_eq(h, "application/problem+json");
+    free(h);
+    h = tu_header(&r, "Access-Control-Allow-Origin");
+    ck_assert_str_eq(h, origin + 8);
+    free(h);
+    j = json_loads(r.body, 0, NULL);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "status")), 429);
+    json_decref(j);
+    tu_response_free(&r);
+    /* The right password is refused too, until the budget refills. */
+    r = tu_request(s.port, "POST", "/api/login", login_body,
+                   sizeof login_body - 1, with_origin);
+    ck_assert_int_eq(r.status, 429);
+    ck_assert_ptr_null(tu_header(&r, "Set-Cookie"));
+    tu_response_free(&r);
+
     r = tu_request(s.port, "POST", "/api/logout", NULL, 0, with_origin);
     ck_assert_int_eq(r.status, 204);
     h = tu_header(&r, "Set-Cookie");
@@ -505,6 +609,13 @@ START_TEST(session_login_cors_and_signed_cookie)
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "{\"logins\":1}");
     tu_response_free(&r);
+
+    /* The counters grew: the sample's own and the library's. */
+    session_metric_reaches(s.port, "session_logins_total", 1);
+    session_metric_reaches(s.port, "volga_requests_total{method=\"POST\","
+                           "route=\"/api/login\",status=\"200\"}", 1);
+    session_metric_reaches(s.port, "volga_requests_total{method=\"POST\","
+                           "route=\"/api/login\",status=\"429\"}", 2);
     free(cookie);
     tu_sample_stop(&s);
 }

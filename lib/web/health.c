@@ -4,13 +4,17 @@
  * Readiness runs the application's checks (a database ping, say), but a
  * probe must answer within its timeout even when a check hangs, so the
  * checks never run on the probe's own thread: a dedicated thread
- * ("vg-health") runs one round at a time with a fresh token, and the
- * probe (a handler on a worker) waits for the round up to the timeout. At
- * the timeout the probe cancels the round's token, so checks that watch
- * it stop, and answers 503 at once; a check that ignores its token only
- * keeps the health thread busy, and later probes time out the same way
- * until it returns. A round's answer is cached (1 s by default), so
- * probes from many load balancers cost one round per second.
+ * ("vg-health") runs one round at a time, and the probe (a handler on a
+ * worker) waits for the round up to the timeout. The round's token is a
+ * vg_token_child_timeout due when the probe that asked for the round
+ * gives up, so at the timeout it cancels itself with VG_CANCEL_TIMEOUT
+ * (a check can tell a deadline from any other stop, and forward
+ * vg_token_remaining_ms), checks that watch it stop, and every probe
+ * waiting for the round answers 503 at once. A check that ignores its
+ * token only keeps the health thread busy: until it returns, probes join
+ * its round, already timed out, and answer 503 at once. A round's answer
+ * is cached (1 s by default), so probes from many load balancers cost one
+ * round per second.
  *
  * From vg_app_stop on, readiness answers 503 without running anything
  * (vg_app_stopping), which together with vg_app_set_drain_delay lets a
@@ -50,7 +54,11 @@ struct vg_health {
     bool want;                 /* a probe asked for a round */
     bool running;              /* a round is under way */
     unsigned long long rounds; /* finished rounds */
-    vg_token *round_tok;       /* the running round's, referenced */
+    bool last_late;            /* the last round's token timed out */
+    uint64_t round_due;        /* when the asking probe gives up */
+    vg_token *root;            /* the parent of every round's token */
+    vg_token *round_tok;       /* the running round's, while it runs (the
+                                  health thread owns the reference) */
     uint64_t cached_at;        /* when the last round ended, 0: never */
     bool ready;                /* the last round's verdict */
     char *body;                /* the last round's JSON */
@@ -90,10 +98,39 @@ static char *vg__health_round(vg_health *h, vg_token *tok, bool *ready)
     return text;
 }
 
+/* The round's token timed out (on the "vg-timer" thread): wakes the probes
+ * waiting for the round, which answer 503 at once. */
+static void vg__health_late(vg_token *tok, void *arg)
+{
+    vg_health *h = arg;
+
+    (void)tok;
+    pthread_mutex_lock(&h->lock);
+    pthread_cond_broadcast(&h->done);
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* The round's token: due when the probe that asked gives up (born
+ * cancelled if that has passed already), with vg__health_late watching it.
+ * NULL without memory or a timer thread. Called without the lock: a
+ * token born cancelled runs vg__health_late at once. */
+static vg_token *vg__health_round_token(vg_health *h, uint64_t due,
+                                        unsigned long *late_id)
+{
+    uint64_t now = vg__clock_ns();
+    unsigned ms = due > now ? (unsigned)((due - now + 999999u) / 1000000u) : 0;
+    vg_token *tok = vg_token_child_timeout(h->root, ms);
+
+    *late_id = tok ? vg_token_on_cancel(tok, vg__health_late, h) : 0;
+    return tok;
+}
+
 static void *vg__health_main(void *arg)
 {
     vg_health *h = arg;
+    unsigned long late_id;
     vg_token *tok;
+    uint64_t due;
     char *body;
     bool ready;
 
@@ -105,17 +142,26 @@ static void *vg__health_main(void *arg)
         if (h->closing)
             break;
         h->want = false;
-        tok = vg_token_new();
-        h->round_tok = tok ? vg_token_ref(tok) : NULL;
+        due = h->round_due;
+        pthread_mutex_unlock(&h->lock);
+        tok = vg__health_round_token(h, due, &late_id);
+        pthread_mutex_lock(&h->lock);
+        h->round_tok = tok;
         pthread_mutex_unlock(&h->lock);
 
         body = tok ? vg__health_round(h, tok, &ready) : NULL;
         if (body == NULL)
             ready = false;
+        /* Outside the lock, which the callback takes: once off returns,
+         * no callback of this round runs any more (vg_health_free may
+         * follow). The reference is dropped outside it too, since freeing
+         * a timed token waits for its timer callback. */
+        if (late_id != 0)
+            vg_token_off(tok, late_id);
 
         pthread_mutex_lock(&h->lock);
-        vg_token_unref(h->round_tok);
         h->round_tok = NULL;
+        h->last_late = tok && vg_token_reason(tok) == VG_CANCEL_TIMEOUT;
         free(h->body);
         h->body = body;
         h->ready = ready;
@@ -147,7 +193,7 @@ static vg_result *vg__health_ready(vg_request *req, void *arg)
     vg_health *h = arg;
     struct timespec until;
     unsigned long long seen;
-    vg_token *late = NULL;
+    uint64_t timeout_ns, now;
     vg_result *res;
     bool fresh;
 
@@ -156,28 +202,34 @@ static vg_result *vg__health_ready(vg_request *req, void *arg)
         return vg__health_answer(false, "{\"status\":\"stopping\"}");
     if (h->n == 0)
         return vg__health_answer(true, "{\"status\":\"ok\",\"checks\":{}}");
-    vg__clock_deadline(&until, (uint64_t)h->timeout_ms * 1000000u);
+    timeout_ns = (uint64_t)h->timeout_ms * 1000000u;
+    vg__clock_deadline(&until, timeout_ns);
     pthread_mutex_lock(&h->lock);
+    now = vg__clock_ns();
     fresh = h->cached_at != 0 &&
-            vg__clock_ns() - h->cached_at < (uint64_t)h->cache_ms * 1000000u;
+            now - h->cached_at < (uint64_t)h->cache_ms * 1000000u;
     if (!fresh) {
         if (!h->running) {
             h->running = true;
             h->want = true;
+            h->round_due = now + timeout_ns;
             pthread_cond_signal(&h->wake);
         }
+        /* Until the round ends, its token times out (the round's own
+         * deadline, maybe nearer than ours if we joined it late) or our
+         * timeout passes (the round has not started, say). */
         seen = h->rounds;
-        while (h->rounds == seen)
+        while (h->rounds == seen &&
+               !(h->round_tok && vg_token_is_cancelled(h->round_tok)))
             if (pthread_cond_timedwait(&h->done, &h->lock, &until) ==
                 ETIMEDOUT)
                 break;
-        if (h->rounds == seen) {
-            /* The round is late: stop it (outside the lock, since its
-             * cancellation callbacks are the checks' code) and say so. */
-            late = h->round_tok ? vg_token_ref(h->round_tok) : NULL;
+        /* The round is late; its token stops it (VG_CANCEL_TIMEOUT) by
+         * itself, at our deadline or a moment later, and its checks may
+         * then end it before we look: the answer is "timeout" either
+         * way (the cached report names the checks cut short). */
+        if (h->rounds == seen || (h->rounds == seen + 1 && h->last_late)) {
             pthread_mutex_unlock(&h->lock);
-            vg_token_cancel(late);
-            vg_token_unref(late);
             return vg__health_answer(false, "{\"status\":\"timeout\"}");
         }
     }
@@ -201,6 +253,12 @@ vg_health *vg_health_new(void)
     vg_health *h = calloc(1, sizeof *h);
 
     if (h == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    h->root = vg_token_new();
+    if (h->root == NULL) {
+        free(h);
         errno = ENOMEM;
         return NULL;
     }
@@ -230,6 +288,7 @@ void vg_health_free(vg_health *h)
         free(h->checks[i].name);
     free(h->checks);
     free(h->body);
+    vg_token_unref(h->root);
     pthread_cond_destroy(&h->wake);
     pthread_cond_destroy(&h->done);
     pthread_mutex_destroy(&h->lock);
