@@ -1,5 +1,6 @@
 /* test_compress_request.c - request bodies with a Content-Encoding decoded
- * by vg_decompress: round trips through real encoders (zlib, brotli), the
+ * by vg_decompress: round trips through real encoders (zlib, brotli,
+ * zstd), the
  * decoded size held to the route's body limit (exact at N and N + 1; a zip
  * bomb answers 413 holding no more than the limit), 415 with the codings
  * accepted, 400 for corrupt data, forms and upload routes refused, and
@@ -22,6 +23,9 @@
 #include <zlib.h>
 #ifdef HAVE_BROTLI
 #include <brotli/encode.h>
+#endif
+#ifdef HAVE_ZSTD
+#include <zstd.h>
 #endif
 
 #define LIMIT 4096 /* the /small route's body limit */
@@ -118,6 +122,18 @@ static char *br(const void *in, size_t len, size_t *out_len)
     ck_assert(BrotliEncoderCompress(9, 22, BROTLI_MODE_GENERIC, len,
                                     (const uint8_t *)in, out_len,
                                     (uint8_t *)out));
+    return out;
+}
+#endif
+
+#ifdef HAVE_ZSTD
+static char *zs(const void *in, size_t len, size_t *out_len)
+{
+    size_t cap = ZSTD_compressBound(len);
+    char *out = malloc(cap);
+
+    *out_len = ZSTD_compress(out, cap, in, len, 3);
+    ck_assert(!ZSTD_isError(*out_len));
     return out;
 }
 #endif
@@ -234,6 +250,91 @@ START_TEST(test_brotli_round_trip)
 }
 END_TEST
 
+START_TEST(test_zstd_round_trip)
+{
+#ifdef HAVE_ZSTD
+    char *plain = sample(150000), *a, *b, *both;
+    size_t na, nb;
+    tu_response r;
+
+    a = zs(plain, 100000, &na);
+    r = post("/sum", "zstd", NULL, a, na);
+    expect_sum(&r, plain, 100000);
+    tu_response_free(&r);
+    /* Two frames are one body (RFC 8878 3). */
+    b = zs(plain + 100000, 50000, &nb);
+    both = malloc(na + nb);
+    memcpy(both, a, na);
+    memcpy(both + na, b, nb);
+    r = post("/sum", "ZSTD", NULL, both, na + nb);
+    expect_sum(&r, plain, 150000);
+    tu_response_free(&r);
+    r = post("/sum", "zstd", NULL, a, na - 3); /* truncated */
+    expect_problem(&r, 400);
+    tu_response_free(&r);
+    r = post("/sum", "zstd", NULL, plain, 1000); /* not zstd */
+    expect_problem(&r, 400);
+    tu_response_free(&r);
+    free(a), free(b), free(both), free(plain);
+#else
+    tu_response r = post("/sum", "zstd", NULL, "x", 1);
+    fprintf(stderr, "test_compress_request: built without zstd: zstd is 415\n");
+    expect_problem(&r, 415);
+    tu_response_free(&r);
+#endif
+}
+END_TEST
+
+/* A zstd frame that asks for a 128 MiB window is refused (RFC 9659 allows
+ * 8 MiB): a small body must not make the decoder reserve that much. */
+START_TEST(test_zstd_window_over_8_mib_400)
+{
+#ifdef HAVE_ZSTD
+    ZSTD_CCtx *c = ZSTD_createCCtx();
+    char *plain = sample(2000), out[4096], *res;
+    size_t n, got;
+
+    ck_assert_ptr_nonnull(c);
+    ck_assert(!ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, 27)));
+    /* Without a content size in the frame header the decoder must trust
+     * the declared window. */
+    ck_assert(!ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0)));
+    {
+        /* Fed in two calls, so that zstd cannot shrink the window to
+         * the input's size. */
+        ZSTD_inBuffer ib = {plain, 2000, 0}, none = {NULL, 0, 0};
+        ZSTD_outBuffer ob = {out, sizeof out, 0};
+        ck_assert(!ZSTD_isError(ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_continue)));
+        ck_assert_uint_eq(ZSTD_compressStream2(c, &ob, &none, ZSTD_e_end), 0);
+        n = ob.pos;
+    }
+    {
+        /* A valid frame, that a decoder held to 8 MiB refuses for its
+         * window alone. */
+        static char back[4096];
+        ZSTD_DCtx *d = ZSTD_createDCtx();
+        ck_assert_uint_eq(ZSTD_decompressDCtx(d, back, sizeof back, out, n), 2000);
+        ck_assert(!ZSTD_isError(ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, 23)));
+        {
+            ZSTD_inBuffer ib = {out, n, 0};
+            ZSTD_outBuffer ob = {back, sizeof back, 0};
+            ck_assert(ZSTD_isError(ZSTD_decompressStream(d, &ob, &ib)));
+        }
+        ZSTD_freeDCtx(d);
+    }
+    ZSTD_freeCCtx(c);
+    ck_assert_int_eq(vg__decode_body(VG__DECODE_ZSTD, out, n, 1u << 20, &res,
+                                     &got), -EBADMSG);
+    {
+        tu_response r = post("/sum", "zstd", NULL, out, n);
+        expect_problem(&r, 400);
+        tu_response_free(&r);
+    }
+    free(plain);
+#endif
+}
+END_TEST
+
 START_TEST(test_gzip_members_concatenated)
 {
     char *a = sample(3000), *ea, *eb, *both, *plain;
@@ -316,6 +417,18 @@ START_TEST(test_limit_exact_decoded)
     tu_response_free(&r);
     free(enc);
 #endif
+#ifdef HAVE_ZSTD
+    enc = zs(plain, LIMIT, &n);
+    r = post("/small", "zstd", NULL, enc, n);
+    expect_sum(&r, plain, LIMIT);
+    tu_response_free(&r);
+    free(enc);
+    enc = zs(plain, LIMIT + 1, &n);
+    r = post("/small", "zstd", NULL, enc, n);
+    expect_problem(&r, 413);
+    tu_response_free(&r);
+    free(enc);
+#endif
     free(plain);
 }
 END_TEST
@@ -335,6 +448,14 @@ START_TEST(test_zip_bomb_413)
 #ifdef HAVE_BROTLI
     enc = br(zeros, big, &n);
     r = post("/sum", "br", NULL, enc, n);
+    expect_problem(&r, 413);
+    tu_response_free(&r);
+    free(enc);
+#endif
+#ifdef HAVE_ZSTD
+    enc = zs(zeros, big, &n);
+    ck_assert_uint_lt(n, 16 * 1024);
+    r = post("/sum", "zstd", NULL, enc, n);
     expect_problem(&r, 413);
     tu_response_free(&r);
     free(enc);
@@ -393,8 +514,12 @@ END_TEST
 
 START_TEST(test_unknown_coding_415)
 {
-#ifdef HAVE_BROTLI
+#if defined(HAVE_BROTLI) && defined(HAVE_ZSTD)
+    const char *accepted = "gzip, deflate, br, zstd";
+#elif defined(HAVE_BROTLI)
     const char *accepted = "gzip, deflate, br";
+#elif defined(HAVE_ZSTD)
+    const char *accepted = "gzip, deflate, zstd";
 #else
     const char *accepted = "gzip, deflate";
 #endif
@@ -537,6 +662,8 @@ static Suite *compress_request_suite(void)
     tcase_add_test(tc, test_gzip_round_trip);
     tcase_add_test(tc, test_deflate_zlib_and_raw_round_trip);
     tcase_add_test(tc, test_brotli_round_trip);
+    tcase_add_test(tc, test_zstd_round_trip);
+    tcase_add_test(tc, test_zstd_window_over_8_mib_400);
     tcase_add_test(tc, test_gzip_members_concatenated);
     tcase_add_test(tc, test_json_reads_decoded_body);
     tcase_add_test(tc, test_identity_and_none_pass_through);
