@@ -19,7 +19,7 @@ cd "$(dirname "$0")"
 # its tests, which start a private server of their own).
 BUILD_PKGS=(build-essential autoconf automake libtool pkg-config
             libmicrohttpd-dev libjansson-dev nettle-dev media-types zlib1g-dev
-            libbrotli-dev libgnutls28-dev)
+            libbrotli-dev libzstd-dev libgnutls28-dev)
 TEST_PKGS=(check libcurl4-openssl-dev curl clang libclang-rt-dev valgrind python3 python3-requests python3-prometheus-client
            doxygen libunistring-dev nginx chromium openssl
            postgresql libpq-dev)

@@ -1006,30 +1006,61 @@ typedef struct {
     int gzip_level;
     /** brotli quality 1-11; 0: 4. Values out of range are clamped. */
     int brotli_quality;
+    /** zstd level 1-19; 0: 3. Values out of range are clamped. */
+    int zstd_level;
 } vg_compress_options;
 
 /**
  * A middleware (vg_app_use, vg_group_use) that compresses answers: br
- * (when libvolga was built with brotli) or gzip, as the request's
- * Accept-Encoding prefers by q-value (br on a tie). Only whole bodies of
+ * (when libvolga was built with brotli), zstd (when built with libzstd)
+ * or gzip, as the request's Accept-Encoding prefers by q-value (on a tie
+ * br, then zstd, then gzip). Only whole bodies of
  * compressible types (text, JSON and +json, XML and +xml, JavaScript, SVG,
  * wasm; never text/event-stream) between min_size and max_size are
  * compressed, file bodies (vg_file, static files on the workers) included;
  * never HEAD, 1xx/204/206/304, ranges, streams, or bodies with a
  * Content-Encoding already (precompressed siblings). Such an eligible
  * answer always gets "Vary: Accept-Encoding"; a compressed one gets
- * Content-Encoding and its strong ETag a suffix ("tag-gzip", which static
- * files recognise in If-None-Match). No Accept-Encoding, or one that takes
+ * Content-Encoding and its strong ETag a suffix ("tag-gzip", "tag-br",
+ * "tag-zstd", which static files recognise in If-None-Match). No Accept-Encoding, or one that takes
  * no coding we have, answers identity; only when identity is refused too
  * ("identity;q=0", or "*;q=0" without an identity entry) does an eligible
  * answer become 406. Answers that come out no smaller stay identity.
  * Inline routes (vg_map_inline, and static directories unless
  * vg_static_options.on_workers) pass through uncompressed: compression
  * never runs on an event thread. Request bodies with a Content-Encoding
- * are not inflated. `arg` is a `const vg_compress_options *` that must
- * outlive the app, or NULL for the defaults. The handler's thread.
+ * are not inflated by it (see vg_decompress). `arg` is a `const
+ * vg_compress_options *` that must outlive the app, or NULL for the
+ * defaults. The handler's thread.
  */
 vg_result *vg_compress(vg_request *req, vg_next *next, void *arg);
+
+/**
+ * A middleware (vg_app_use, vg_group_use) that decodes request bodies sent
+ * with "Content-Encoding: gzip" (or x-gzip), "deflate" (zlib data; raw
+ * deflate too), "br" (when libvolga was built with brotli) or "zstd" (when
+ * built with libzstd; windows up to 8 MiB, RFC 9659) before the
+ * rest of the chain and the handler read them: vg_request_body and
+ * vg_request_json then give the decoded bytes (pointers vg_request_body
+ * returned earlier in the chain are invalid afterwards); the request's
+ * headers stay as sent. Concatenated gzip members (zstd frames) decode as
+ * one body.
+ * The *decoded* size counts against the route's body limit
+ * (vg_body_limits.body; N decoded bytes are accepted, N + 1 answer 413),
+ * checked as the bytes come out: a body that would inflate past the limit
+ * costs at most the limit plus the decoder's window, then answers 413.
+ * Corrupt or truncated data, or anything after its end, answers 400. A
+ * coding it does not decode, or a list of more than one coding, answers
+ * 415 with "Accept-Encoding" naming what it takes (RFC 9110 15.5.16);
+ * bodies that libmicrohttpd's thread consumes as they arrive (forms:
+ * application/x-www-form-urlencoded and multipart/form-data, vg_map_uploads
+ * routes) and inline routes answer 415 with "Accept-Encoding: identity".
+ * Every error goes through the app's error handler. "identity" and empty
+ * bodies pass through. Filters run before it and see the body as sent.
+ * Decoding runs on the worker, never on an event thread. `arg` is unused:
+ * pass NULL. The handler's thread.
+ */
+vg_result *vg_decompress(vg_request *req, vg_next *next, void *arg);
 
 /** @} */
 

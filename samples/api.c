@@ -1,11 +1,14 @@
 /* api.c - a small JSON API built with the pipeline: route groups, a
  * bearer-token middleware in front of the admin routes, a timing
- * middleware, problem documents for every error, and a fallback.
+ * middleware, problem documents for every error, compressed request
+ * bodies decoded (vg_decompress), and a fallback.
  *
  *   ./samples/api [address] [token]      (default localhost:7880, "s3cret")
  *
  *   curl localhost:7880/api/v1/users
  *   curl -d '{"name":"Ada"}' localhost:7880/api/v1/users
+ *   printf '{"name":"Bo"}' | gzip | curl --data-binary @- \
+ *       -H 'Content-Encoding: gzip' localhost:7880/api/v1/users   (decoded)
  *   curl localhost:7880/api/v1/users/1
  *   curl localhost:7880/api/v1/admin/stats                 -> 401 problem
  *   curl -H 'Authorization: Bearer s3cret' localhost:7880/api/v1/admin/stats
@@ -146,6 +149,7 @@ static int api_routes(vg_app *app, store *s, const char *token)
         return -1;
     if (vg_app_use(app, timing, NULL) != 0 ||
         vg_app_use_problem_details(app) != 0 ||
+        vg_app_use(app, vg_decompress, NULL) != 0 ||
         vg_app_set_fallback(app, fallback, NULL) != 0 ||
         vg_group_map_get(v1, "/users", list_users, s) != 0 ||
         vg_group_map_post(v1, "/users", create_user, s) != 0 ||

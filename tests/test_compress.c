@@ -1,5 +1,5 @@
 /* test_compress.c - the vg_compress middleware end to end: bodies
- * round-trip through real decoders (zlib, brotli), Accept-Encoding
+ * round-trip through real decoders (zlib, brotli, zstd), Accept-Encoding
  * negotiation as a table, the minimum size, every skip rule (HEAD, 204,
  * ranges, types, encoded bodies, streams, inline routes), ETag suffixes,
  * and static files compressed on the workers and revalidated. */
@@ -21,6 +21,9 @@
 #include <zlib.h>
 #ifdef HAVE_BROTLI
 #include <brotli/decode.h>
+#endif
+#ifdef HAVE_ZSTD
+#include <zstd.h>
 #endif
 
 static vg_app *app;
@@ -218,12 +221,60 @@ START_TEST(test_brotli_round_trip)
 }
 END_TEST
 
+START_TEST(test_zstd_round_trip)
+{
+#ifdef HAVE_ZSTD
+    tu_response r = get_ae("/text?n=20000", "zstd", NULL);
+    char *ce = tu_header(&r, "Content-Encoding"), *et;
+    char *plain = malloc(sizeof text);
+    size_t n;
+
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(ce, "zstd");
+    ck_assert_uint_lt(r.body_len, 20000 / 4);
+    n = ZSTD_decompress(plain, sizeof text, r.body, r.body_len);
+    ck_assert_msg(!ZSTD_isError(n), "%s", ZSTD_getErrorName(n));
+    ck_assert_uint_eq(n, 20000);
+    ck_assert(memcmp(plain, text, n) == 0);
+    free(plain), free(ce);
+    tu_response_free(&r);
+    r = get_ae("/text?etag=%22v1%22", "zstd", NULL);
+    et = tu_header(&r, "ETag");
+    ck_assert_str_eq(et, "\"v1-zstd\"");
+    free(et);
+    tu_response_free(&r);
+#else
+    long st;
+    char *c = coding_for("/text", "zstd", &st);
+    bool identity = strcmp(c, "identity") == 0;
+
+    fprintf(stderr, "test_compress: built without zstd: zstd not tested\n");
+    free(c);
+    ck_assert(identity);
+#endif
+}
+END_TEST
+
+/* What each Accept-Encoding gets, per what this build has: "B" is the
+ * best of br > zstd > gzip built, "Z" zstd if built (else gzip). */
 START_TEST(test_negotiation_table)
 {
-#ifdef HAVE_BROTLI
+#if defined(HAVE_BROTLI)
     const char *br = "br";
+#elif defined(HAVE_ZSTD)
+    const char *br = "zstd";
 #else
     const char *br = "gzip";
+#endif
+#ifdef HAVE_ZSTD
+    const char *zs = "zstd";
+#else
+    const char *zs = "gzip";
+#endif
+#ifdef HAVE_BROTLI
+    const char *br_or_gzip = "br";
+#else
+    const char *br_or_gzip = "gzip";
 #endif
     struct {
         const char *ae, *want;
@@ -233,16 +284,22 @@ START_TEST(test_negotiation_table)
         {"", "identity", 200},
         {"gzip", "gzip", 200},
         {"GZIP", "gzip", 200},
-        {"br, gzip", NULL, 200}, /* br when we have it */
+        {"br, gzip", "B", 200}, /* br when we have it */
         {"gzip;q=1, br;q=0.5", "gzip", 200},
-        {"gzip;q=0.4, br;q=0.5", NULL, 200},
+        {"gzip;q=0.4, br;q=0.5", "b", 200},
+        {"gzip, deflate, br, zstd", "B", 200}, /* what Chromium sends */
+        {"zstd, gzip", "Z", 200},
+        {"gzip, zstd", "Z", 200},
+        {"gzip;q=0.5, zstd", "Z", 200},
+        {"zstd;q=0.2, gzip;q=0.9", "gzip", 200},
+        {"zstd;q=0, gzip;q=0.1", "gzip", 200},
         {"br;q=0, gzip;q=0", "identity", 200},
         {"identity;q=0, gzip", "gzip", 200},
         {"identity;q=0", "identity", 406},
         {"*;q=0", "identity", 406},
         {"*;q=0, identity", "identity", 200},
         {"*;q=0, identity;q=0.1", "identity", 200},
-        {"*", NULL, 200},
+        {"*", "B", 200},
         {"deflate", "identity", 200},
         {"gzip;q=bogus", "identity", 200},
         {"compress, x-unknown;q=1", "identity", 200},
@@ -252,7 +309,10 @@ START_TEST(test_negotiation_table)
     for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         long st;
         char *got = coding_for("/text", rows[i].ae, &st);
-        const char *want = rows[i].want ? rows[i].want : br;
+        const char *want = strcmp(rows[i].want, "B") == 0   ? br
+                           : strcmp(rows[i].want, "Z") == 0 ? zs
+                           : strcmp(rows[i].want, "b") == 0 ? br_or_gzip
+                                                            : rows[i].want;
         bool ok = strcmp(got, want) == 0 && st == rows[i].status;
         char g[64];
         snprintf(g, sizeof g, "%s", got);
@@ -390,6 +450,7 @@ static Suite *compress_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_gzip_round_trip);
     tcase_add_test(tc, test_brotli_round_trip);
+    tcase_add_test(tc, test_zstd_round_trip);
     tcase_add_test(tc, test_negotiation_table);
     tcase_add_test(tc, test_min_size);
     tcase_add_test(tc, test_skip_rules);

@@ -386,6 +386,18 @@ int vg__request_append_body(vg_request *req, const char *data, size_t len,
     return 0;
 }
 
+void vg__request_replace_body(vg_request *req, char *body, size_t len)
+{
+    free(req->body);
+    req->body = body;
+    req->body_len = len;
+    req->body_cap = body != NULL ? len + 1 : 0;
+    /* JSON parsed from the old bytes would describe another body. */
+    json_decref(req->json);
+    req->json = NULL;
+    req->json_done = false;
+}
+
 /* ---- The public, read-only view handlers get. ---- */
 
 static const char *vg__pairs_find(const vg__pairs *p, const char *name,

@@ -221,6 +221,12 @@ int vg__request_each_response_header(vg_request *req,
  * more. 0 or -ENOMEM. */
 int vg__request_append_body(vg_request *req, const char *data, size_t len,
                             size_t limit);
+/* Replaces the body with `body` (malloc'd, `len` bytes followed by a NUL;
+ * taken), freeing the old body and any JSON parsed from it: what a
+ * request body's Content-Encoding decoded to (lib/web/decompress.c).
+ * Pointers vg_request_body returned before are invalid afterwards. The
+ * handler's thread, before the handler runs. */
+void vg__request_replace_body(vg_request *req, char *body, size_t len);
 /* Counts upload data that is not kept (an uploads route streams it to
  * disk); past `limit` marks body_too_large. */
 void vg__request_count_body(vg_request *req, size_t len, size_t limit);

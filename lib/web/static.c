@@ -272,10 +272,11 @@ static vg_result *vg__add_validators(vg_result *res, const char *etag,
 }
 
 /* If-None-Match compares weakly: the copy a client holds may be the one
- * vg_compress made ("tag-gzip", "tag-br"), the same file in other bytes. */
+ * vg_compress made ("tag-gzip", "tag-br", "tag-zstd"), the same file in
+ * other bytes. */
 static bool vg__inm_match(const char *inm, const char *etag)
 {
-    static const char *const suffixes[] = {"-gzip\"", "-br\""};
+    static const char *const suffixes[] = {"-gzip\"", "-br\"", "-zstd\""};
     char tagged[96];
     size_t i, n = strlen(etag);
 
