@@ -2,11 +2,13 @@
  * its JavaScript, an image) and a Server-Sent Events clock the page
  * subscribes to, with compression on, over HTTP or HTTPS.
  *
- *   ./samples/site [address] [--dir DIR] [--tls CERT KEY]
+ *   ./samples/site [address] [--dir DIR] [--tls CERT KEY [--client-ca CA]]
  *       address  default localhost:7878
  *       --dir    the files to serve (default: samples/site of the sources)
  *       --tls    serve HTTPS with this PEM certificate and key (SIGHUP
  *                reloads them)
+ *       --client-ca  require client certificates signed by a CA of this
+ *                PEM file (mutual TLS); /whoami shows the subject
  *
  * Files are answered with ETag and Last-Modified and "Cache-Control:
  * no-cache", so a reload revalidates every asset and gets 304s; text
@@ -95,6 +97,17 @@ static void end_streams(void)
     pthread_mutex_unlock(&lock);
 }
 
+static const char *client_ca; /* --client-ca */
+
+/* GET /whoami: the verified client certificate's subject (--client-ca). */
+static vg_result *whoami(vg_request *req, void *arg)
+{
+    const char *subject = vg_request_tls_peer_subject(req);
+
+    (void)arg;
+    return vg_textf("%s\n", subject ? subject : "no client certificate");
+}
+
 /* Routes and settings; 0 or a negative errno. */
 static int configure(vg_app *app, const char *dir, const char *cert,
                      const char *key)
@@ -113,6 +126,11 @@ static int configure(vg_app *app, const char *dir, const char *cert,
         ((rc = vg_app_set_tls(app, cert, key)) != 0 ||
          (rc = vg_app_use_hsts(app, 300, false)) != 0))
         return rc;
+    if (client_ca != NULL &&
+        ((rc = vg_app_set_tls_client_ca(app, client_ca,
+                                        VG_TLS_CLIENT_REQUIRED)) != 0 ||
+         (rc = vg_map_get(app, "/whoami", whoami, NULL)) != 0))
+        return rc;
     return 0;
 }
 
@@ -129,12 +147,15 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "--tls") == 0 && i + 2 < argc) {
             cert = argv[++i];
             key = argv[++i];
+        } else if (strcmp(argv[i], "--client-ca") == 0 && i + 1 < argc) {
+            client_ca = argv[++i];
         } else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
             dir = argv[++i];
         } else if (argv[i][0] != '-') {
             address = argv[i];
         } else {
-            fprintf(stderr, "usage: %s [address] [--dir DIR] [--tls CERT KEY]\n",
+            fprintf(stderr, "usage: %s [address] [--dir DIR] [--tls CERT KEY "
+                            "[--client-ca CA]]\n",
                     argv[0]);
             return 2;
         }
