@@ -1123,6 +1123,38 @@ const char *vg_request_tls_peer_subject(const vg_request *req);
  *  Borrowed for the request's life. Any thread that may read the request. */
 const char *vg_request_tls_peer_fingerprint(const vg_request *req);
 
+/** Options of vg_app_new_https_redirect; all zero is the default. */
+typedef struct {
+    /** The port HTTPS is served on, put in every Location; 0 or 443: none
+     *  named (the client's own port in Host is never used). */
+    unsigned short https_port;
+    /** NULL, or a NULL-terminated list of the host names (or IP literals,
+     *  "[::1]") without a port that may be redirected to; a request for
+     *  another host gets 421 and no Location. Copied. */
+    const char *const *hosts;
+} vg_https_redirect_options;
+
+/**
+ * A new app on `address` (as vg_app_new, plain HTTP) that answers every
+ * request, whatever its method and path, 308 Permanent Redirect (which
+ * keeps the method and body) to https://HOST[:PORT]PATH?QUERY: HOST is the
+ * request's host (its Host field, or an absolute-form target's authority)
+ * without its port, PORT is `opts->https_port`, PATH?QUERY is the
+ * request-target exactly as sent. The destination is chosen by nothing but
+ * the host the client itself asked for, which must be a well-formed name
+ * or IP literal (no userinfo, path or percent-encoding: else 400) and, with
+ * `opts->hosts`, one of those (else 421), so it is no open redirect; a
+ * request without a host gets 400 ("OPTIONS *" gets the library's 200, as
+ * from any app). Start, run, stop and
+ * free it like any app (typically beside the HTTPS app, on port 80); its
+ * settings (logger, limits) may still be changed before start, but it
+ * should get no routes: those would answer instead. NULL with errno EINVAL
+ * (bad address, or a bad name in `opts->hosts`) or ENOMEM. `opts` is
+ * borrowed for the call (NULL: defaults). Thread: any, like vg_app_new.
+ */
+vg_app *vg_app_new_https_redirect(const char *address,
+                                  const vg_https_redirect_options *opts);
+
 /** @} */
 
 /* ------------------------------------------------------------------------ */
