@@ -1111,6 +1111,81 @@ int vg_app_reload_tls(vg_app *app);
  *  -ENOMEM or -EBUSY once started. Thread: the configuring thread. */
 int vg_app_use_hsts(vg_app *app, unsigned max_age_s, bool include_subdomains);
 
+/** What an app with a client CA (vg_app_set_tls_client_ca) does with a
+ *  client that presents no certificate, or one that does not verify. */
+typedef enum {
+    VG_TLS_CLIENT_OPTIONAL = 1, /**< serves it; vg_request_tls_peer_subject
+                                     is NULL for its requests */
+    VG_TLS_CLIENT_REQUIRED      /**< answers each of its requests 403
+                                     (a problem document, through the error
+                                     handler) with "Connection: close", before
+                                     any filter or handler runs */
+} vg_tls_client_mode;
+
+/**
+ * Asks HTTPS clients for a certificate (mutual TLS) and verifies the one a
+ * client presents against the CA certificates in the PEM file
+ * `ca_pem_file`: a chain up to one of them, within its validity dates, and
+ * usable for TLS client authentication when it lists its purposes. The
+ * handshake itself never fails for want of a certificate: the verdict is
+ * taken once per connection, before its first request is dispatched, and
+ * `mode` says what happens to a client without a verified certificate. A
+ * verified client's subject and fingerprint are given to handlers
+ * (vg_request_tls_peer_subject, vg_request_tls_peer_fingerprint).
+ * Refusals are logged at VG_LOG_INFO with GnuTLS's reason. The file is read
+ * once, now (vg_app_reload_tls does not reread it). Returns 0, -EINVAL (no
+ * vg_app_set_tls before, NULL file, called twice, a bad mode, or a file
+ * with no PEM certificate), -ENOENT (unreadable file), -ENOMEM, or -EBUSY
+ * once started. Thread: the configuring thread, before start.
+ */
+int vg_app_set_tls_client_ca(vg_app *app, const char *ca_pem_file,
+                             vg_tls_client_mode mode);
+
+/** The subject DN of the request's verified client certificate, in RFC
+ *  4514 form ("CN=alice,O=Example"), or NULL when the connection has none
+ *  (no vg_app_set_tls_client_ca, no certificate, or one that did not
+ *  verify). Borrowed for the request's life. Any thread that may read the
+ *  request. */
+const char *vg_request_tls_peer_subject(const vg_request *req);
+
+/** The SHA-256 fingerprint of the request's verified client certificate
+ *  (of its DER encoding) as 64 lowercase hex digits, NULL when
+ *  vg_request_tls_peer_subject is. A stable key for pinning a client.
+ *  Borrowed for the request's life. Any thread that may read the request. */
+const char *vg_request_tls_peer_fingerprint(const vg_request *req);
+
+/** Options of vg_app_new_https_redirect; all zero is the default. */
+typedef struct {
+    /** The port HTTPS is served on, put in every Location; 0 or 443: none
+     *  named (the client's own port in Host is never used). */
+    unsigned short https_port;
+    /** NULL, or a NULL-terminated list of the host names (or IP literals,
+     *  "[::1]") without a port that may be redirected to; a request for
+     *  another host gets 421 and no Location. Copied. */
+    const char *const *hosts;
+} vg_https_redirect_options;
+
+/**
+ * A new app on `address` (as vg_app_new, plain HTTP) that answers every
+ * request, whatever its method and path, 308 Permanent Redirect (which
+ * keeps the method and body) to https://HOST[:PORT]PATH?QUERY: HOST is the
+ * request's host (its Host field, or an absolute-form target's authority)
+ * without its port, PORT is `opts->https_port`, PATH?QUERY is the
+ * request-target exactly as sent. The destination is chosen by nothing but
+ * the host the client itself asked for, which must be a well-formed name
+ * or IP literal (no userinfo, path or percent-encoding: else 400) and, with
+ * `opts->hosts`, one of those (else 421), so it is no open redirect; a
+ * request without a host gets 400 ("OPTIONS *" gets the library's 200, as
+ * from any app). Start, run, stop and
+ * free it like any app (typically beside the HTTPS app, on port 80); its
+ * settings (logger, limits) may still be changed before start, but it
+ * should get no routes: those would answer instead. NULL with errno EINVAL
+ * (bad address, or a bad name in `opts->hosts`) or ENOMEM. `opts` is
+ * borrowed for the call (NULL: defaults). Thread: any, like vg_app_new.
+ */
+vg_app *vg_app_new_https_redirect(const char *address,
+                                  const vg_https_redirect_options *opts);
+
 /** @} */
 
 /* ------------------------------------------------------------------------ */

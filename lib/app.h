@@ -60,6 +60,11 @@ struct vg_app {
     void *tls_cert_cb;
     const char *tls_priorities;
     void *tls;                    /* lib/web/tls.c's state, owned there */
+    /* Client certificates (vg_app_set_tls_client_ca): the CA file's PEM
+     * text for MHD_OPTION_HTTPS_MEM_TRUST, and 0 (none asked) or a
+     * vg_tls_client_mode, which lib/engine/tls_glue.c enforces. */
+    const char *tls_trust_pem;
+    int tls_client_mode;
     int hup_fd;                   /* eventfd vg_app_run rings on SIGHUP; -1 */
 
     /* Running parts. */

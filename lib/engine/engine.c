@@ -44,6 +44,7 @@
 
 #include "app.h"
 #include "engine/engine.h"
+#include "engine/tls_glue.h"
 #include "engine/iptab.h"
 #include "engine/mhd_glue.h"
 #include "model/request.h"
@@ -165,6 +166,7 @@ static void vg__conn_free(vg__conn *c)
     /* Still open here: libmicrohttpd closes the socket after telling. */
     if (c->fd >= 0)
         epoll_ctl(c->loop->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    vg__tls_peer_free(c->tls_peer);
     free(c);
 }
 

@@ -28,6 +28,8 @@ typedef struct vg__conn {
     int fd;
     vg_request *req;              /* its request in progress (the glue's) */
     bool hup;                     /* the client closed or half-closed */
+    struct vg__tls_peer *tls_peer; /* its client certificate's verdict
+                                     (lib/engine/tls_glue.c), or NULL */
 } vg__conn;
 
 /* Starts the engine on app->listen_fd with the app's settings: the

@@ -56,6 +56,7 @@
 #include "app.h"
 #include "engine/engine.h"
 #include "engine/form_glue.h"
+#include "engine/tls_glue.h"
 #include "model/http_strict.h"
 #include "core/thread.h"
 #include "engine/mhd_glue.h"
@@ -888,6 +889,10 @@ static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
         return vg__answer_now(req, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
                               "shutting down", MHD_HTTP_HEADER_CONNECTION,
                               "close");
+    if (app->tls_client_mode != 0 && !vg__tls_glue_check(req, conn))
+        return vg__answer_now(req, conn, MHD_HTTP_FORBIDDEN,
+                              "a verified client certificate is required",
+                              MHD_HTTP_HEADER_CONNECTION, "close");
     res = vg__pipeline_filter(req);
     if (res != NULL)
         return vg__answer_result(req, conn, res);
@@ -1122,11 +1127,16 @@ struct MHD_Daemon *vg__glue_daemon(vg_app *app,
     struct MHD_OptionItem tls[] = {
         {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, app->tls_cert_cb},
         {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)app->tls_priorities},
+        /* Makes libmicrohttpd request a client certificate; it is
+         * verified by lib/engine/tls_glue.c, not by libmicrohttpd. */
+        {MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)app->tls_trust_pem},
         {MHD_OPTION_END, 0, NULL}};
     unsigned flags = app->tls_cert_cb ? MHD_USE_TLS : 0;
 
     if (app->tls_cert_cb == NULL)
         tls[0].option = MHD_OPTION_END;
+    else if (app->tls_trust_pem == NULL)
+        tls[2].option = MHD_OPTION_END;
     /* No thread and no listening socket of its own: an event thread of
      * lib/engine/engine.c accepts connections for it and runs it. */
     /* MHD_OPTION_STRICT_FOR_CLIENT stays 0: at 1 libmicrohttpd answers a

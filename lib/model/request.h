@@ -158,6 +158,9 @@ struct vg_request {
     const char *client_text;    /* the client behind a trusted proxy (in the
                                  * arena), under `lock`; NULL: the peer */
     unsigned long long bytes_out; /* response body handed to MHD */
+    /* The verified client certificate's subject DN and SHA-256 (hex), in
+     * the arena; NULL without one (lib/engine/tls_glue.c, before dispatch). */
+    const char *tls_subject, *tls_fingerprint;
 
     vg__chunk *chunks;          /* arena for the strings above */
 };

@@ -23,8 +23,10 @@
 
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 
 #include "app.h"
+#include "model/request.h"
 #include "core/log.h"
 #include "core/thread.h"
 
@@ -50,6 +52,7 @@ typedef struct {
     bool reloader_started;
     atomic_bool stopping;
     char *hsts;                 /* vg_app_use_hsts's header value */
+    char *trust_pem;            /* vg_app_set_tls_client_ca's CA file */
 } vg__tls;
 
 static void vg__keypair_free(vg__keypair *kp)
@@ -186,6 +189,7 @@ static void vg__tls_free(void *arg)
     free(t->key_file);
     free(t->priorities);
     free(t->hsts);
+    free(t->trust_pem);
     free(t);
 }
 
@@ -348,4 +352,65 @@ int vg_app_use_hsts(vg_app *app, unsigned max_age_s, bool include_subdomains)
         return -ENOMEM;
     t->hsts = value;
     return vg_app_filter(app, vg__hsts_filter, value);
+}
+
+/* Reads the CA file as NUL-terminated PEM text (libmicrohttpd takes a C
+ * string) after checking that it holds at least one certificate. */
+static int vg__trust_load(vg_app *app, const char *file, char **out)
+{
+    gnutls_datum_t pem = {NULL, 0};
+    gnutls_x509_crt_t *crts = NULL;
+    unsigned n = 0, i;
+    int rc;
+
+    if ((rc = gnutls_load_file(file, &pem)) < 0)
+        return vg__tls_fail(app, "cannot read", file, rc);
+    rc = gnutls_x509_crt_list_import2(&crts, &n, &pem, GNUTLS_X509_FMT_PEM, 0);
+    if (rc < 0 || n == 0) {
+        rc = vg__tls_fail(app, "no PEM CA certificate in", file,
+                          rc < 0 ? rc : GNUTLS_E_NO_CERTIFICATE_FOUND);
+    } else if ((*out = malloc(pem.size + 1)) == NULL) {
+        rc = -ENOMEM;
+    } else {
+        memcpy(*out, pem.data, pem.size);
+        (*out)[pem.size] = '\0';
+        rc = 0;
+    }
+    for (i = 0; i < n; i++)
+        gnutls_x509_crt_deinit(crts[i]);
+    gnutls_free(crts);
+    gnutls_free(pem.data);
+    return rc;
+}
+
+int vg_app_set_tls_client_ca(vg_app *app, const char *ca_pem_file,
+                             vg_tls_client_mode mode)
+{
+    vg__tls *t;
+    char *pem = NULL;
+    int rc = vg__tls_configurable(app);
+
+    if (rc != 0)
+        return rc;
+    t = app->tls;
+    if (t == NULL || ca_pem_file == NULL || t->trust_pem != NULL ||
+        (mode != VG_TLS_CLIENT_OPTIONAL && mode != VG_TLS_CLIENT_REQUIRED))
+        return -EINVAL;
+    rc = vg__trust_load(app, ca_pem_file, &pem);
+    if (rc != 0)
+        return rc;
+    t->trust_pem = pem;
+    app->tls_trust_pem = pem;
+    app->tls_client_mode = (int)mode;
+    return 0;
+}
+
+const char *vg_request_tls_peer_subject(const vg_request *req)
+{
+    return req != NULL ? req->tls_subject : NULL;
+}
+
+const char *vg_request_tls_peer_fingerprint(const vg_request *req)
+{
+    return req != NULL ? req->tls_fingerprint : NULL;
 }
