@@ -785,7 +785,9 @@ int vg_map_body_limits(vg_app *app, const char *method, const char *pattern,
  * parts of a `multipart/form-data` body (parts with a filename) are
  * written to anonymous temporary files as the bytes arrive, through the
  * same PostProcessor that decodes the text fields; memory stays a few
- * buffers per request whatever the size. The files are `O_TMPFILE` files
+ * buffers per request whatever the size (the largest: 256 KiB gathered
+ * per write to the file, held while a file part arrives). The files are
+ * `O_TMPFILE` files
  * in the route's directory (or, where the filesystem lacks it, `mkstemp`
  * files unlinked at once), mode 0600: they have no name unless
  * vg_upload_save gives them one, and every file not saved disappears when

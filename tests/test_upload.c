@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef HAVE_NETTLE
@@ -450,6 +452,178 @@ static void count_ends(const vg_completion *c, void *arg)
         atomic_fetch_add(&ended_other, 1);
 }
 
+/* Byte j of the file of part i: no CR, so no boundary can hide in it, and
+ * different in every part and every 1000-byte stretch. */
+static char part_byte(int i, size_t j)
+{
+    return (char)('a' + (i * 7 + j * 13 + j / 1000) % 26);
+}
+
+/* Sizes around the 256 KiB that lib/model/upload.c gathers per write(2). */
+static const size_t around_wbuf[] = {0, 1, 262143, 262144, 262145, 700001};
+#define N_AROUND (sizeof around_wbuf / sizeof around_wbuf[0])
+
+/* Checks every byte of every upload against part_byte: "fI SIZE ok" or
+ * "fI SIZE bad@OFFSET" per file, in order. */
+static int check_pattern(const vg_upload *u, void *arg)
+{
+    FILE *f = arg;
+    int i = atoi(vg_upload_name(u) + 1);
+    static char buf[65536];
+    size_t off = 0, k, bad = (size_t)-1;
+    ssize_t n;
+
+    while (bad == (size_t)-1 &&
+           (n = pread(vg_upload_fd(u), buf, sizeof buf, (off_t)off)) > 0) {
+        for (k = 0; k < (size_t)n; k++)
+            if (buf[k] != part_byte(i, off + k)) {
+                bad = off + k;
+                break;
+            }
+        off += (size_t)n;
+    }
+    if (bad == (size_t)-1 && off != vg_upload_size(u))
+        bad = off;
+    if (bad == (size_t)-1)
+        fprintf(f, "%s %zu ok\n", vg_upload_name(u), vg_upload_size(u));
+    else
+        fprintf(f, "%s %zu bad@%zu\n", vg_upload_name(u), vg_upload_size(u),
+                bad);
+    return 0;
+}
+
+static vg_result *on_pattern(vg_request *req, void *arg)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    const char *between = vg_request_form(req, "between");
+    vg_result *res;
+
+    (void)arg;
+    atomic_fetch_add(&handled, 1);
+    fprintf(f, "between=%s\n", between ? between : "-");
+    vg_request_uploads(req, check_pattern, f);
+    fclose(f);
+    res = vg_text(text);
+    free(text);
+    return res;
+}
+
+/* A body with one file part "fI" of around_wbuf[I] bytes each, a text
+ * field after the second; *len its length. */
+static char *pattern_body(size_t *len)
+{
+    size_t total = 4096, i, j;
+    char *body, *p;
+
+    for (i = 0; i < N_AROUND; i++)
+        total += around_wbuf[i] + 256;
+    p = body = malloc(total);
+    for (i = 0; i < N_AROUND; i++) {
+        p += sprintf(p, "--XyZ\r\nContent-Disposition: form-data; "
+                        "name=\"f%zu\"; filename=\"f%zu.bin\"\r\n\r\n", i, i);
+        for (j = 0; j < around_wbuf[i]; j++)
+            *p++ = part_byte((int)i, j);
+        p += sprintf(p, "\r\n");
+        if (i == 1)
+            p += sprintf(p, "--XyZ\r\nContent-Disposition: form-data; "
+                            "name=\"between\"\r\n\r\nfields too\r\n");
+    }
+    p += sprintf(p, "--XyZ--\r\n");
+    *len = (size_t)(p - body);
+    return body;
+}
+
+START_TEST(files_around_the_write_buffer_size_are_stored_exactly)
+{
+    vg_body_limits lim = {.body = 4 << 20};
+    const char *h[] = {"Content-Type: multipart/form-data; boundary=XyZ",
+                       NULL};
+    vg_app *app = tu_app_new();
+    char want[1024], *body;
+    size_t len, i, used;
+    tu_response r;
+
+    make_dirs();
+    atomic_store(&handled, 0);
+    ck_assert_int_eq(vg_map_post(app, "/up", on_pattern, NULL), 0);
+    ck_assert_int_eq(vg_map_uploads(app, "POST", "/up", updir), 0);
+    ck_assert_int_eq(vg_map_body_limits(app, "POST", "/up", &lim), 0);
+    tu_start(app);
+    body = pattern_body(&len);
+    used = (size_t)snprintf(want, sizeof want, "between=fields too\n");
+    for (i = 0; i < N_AROUND; i++)
+        used += (size_t)snprintf(want + used, sizeof want - used,
+                                 "f%zu %zu ok\n", i, around_wbuf[i]);
+    r = tu_request(vg_app_port(app), "POST", "/up", body, len, h);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, want);
+    tu_response_free(&r);
+    ck_assert_int_eq(atomic_load(&handled), 1);
+    vg_app_free(app);
+    ck_assert_int_eq(count_entries(updir), 0);
+    free(body);
+    remove_dirs();
+}
+END_TEST
+
+/* With the process's file size limit at 64 KiB (RLIMIT_FSIZE; SIGXFSZ
+ * ignored, so write(2) fails with EFBIG), an upload of `size` bytes. */
+static tu_response post_over_fsize_limit(vg_app *app, size_t size)
+{
+    const char *h[] = {"Content-Type: multipart/form-data; boundary=XyZ",
+                       NULL};
+    struct rlimit old, lim;
+    size_t len;
+    char *body = one_file_body(size, &len);
+    tu_response r;
+
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 64 * 1024;
+    signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    r = tu_request(vg_app_port(app), "POST", "/up", body, len, h);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    free(body);
+    return r;
+}
+
+START_TEST(an_upload_that_cannot_be_written_answers_500_and_leaves_nothing)
+{
+    vg_body_limits lim = {.body = 4 << 20};
+    vg_app *app;
+    tu_response r;
+    vg_stats st;
+    int fds;
+
+    vg__upload_no_tmpfile = true; /* so that a leftover would be seen */
+    fds = count_fds();
+    app = upload_app(&lim);
+    /* 100 KiB: all of it gathered, the failure is in the last write, once
+     * the body is complete. */
+    r = post_over_fsize_limit(app, 100 * 1024);
+    ck_assert_int_eq(r.status, 500);
+    tu_response_free(&r);
+    /* 600 KiB: the first 256 KiB write fails in the middle of the body. */
+    r = post_over_fsize_limit(app, 600 * 1024);
+    ck_assert_int_eq(r.status, 500);
+    tu_response_free(&r);
+    /* Under the limit all is well. */
+    r = post_over_fsize_limit(app, 60 * 1024);
+    ck_assert_int_eq(r.status, 200);
+    tu_response_free(&r);
+    ck_assert(tu_wait_settled(app, 3, 5000, &st));
+    ck_assert_int_eq(atomic_load(&handled), 1);
+    ck_assert_int_eq(count_entries(updir), 0);
+    vg_app_free(app);
+    ck_assert_int_eq(count_fds(), fds);
+    vg__upload_no_tmpfile = false;
+    remove_dirs();
+}
+END_TEST
+
 START_TEST(clients_leaving_mid_upload_leave_nothing_behind)
 {
     vg_app *app;
@@ -740,6 +914,8 @@ static Suite *upload_suite(void)
     tcase_add_test(tc, filenames_are_kept_as_sent_and_never_used_as_paths);
     tcase_add_test(tc, python_requests_multipart_is_streamed);
     tcase_add_test(tc, upload_limits_remove_the_files_and_answer_413);
+    tcase_add_test(tc, files_around_the_write_buffer_size_are_stored_exactly);
+    tcase_add_test(tc, an_upload_that_cannot_be_written_answers_500_and_leaves_nothing);
     tcase_add_test(tc, clients_leaving_mid_upload_leave_nothing_behind);
     suite_add_tcase(s, tc);
     tcase_set_timeout(big, 300);

@@ -55,9 +55,19 @@ bool vg__form_glue_streams(const vg_request *req)
     return req->limits != NULL && req->limits->uploads == 1;
 }
 
+/* A failure to store is the server's, not the body's: the answer will be
+ * 500 (mhd_glue.c). */
+static void vg__form_store_failed(vg_request *req, int rc)
+{
+    req->store_failed = true;
+    vg__logf(&req->app->log, VG_LOG_ERROR,
+             "%s %s: cannot store an upload in %s: %s", req->method,
+             req->path ? req->path : "", req->limits->upload_dir,
+             strerror(-rc));
+}
+
 /* Writes a piece of a file part to its temporary file (lib/model/upload.c),
- * starting the file at its first piece. A failure to store is the
- * server's, not the body's: the answer will be 500. */
+ * starting the file at its first piece. */
 static int vg__form_store(vg_request *req, const char *key,
                           const char *filename, const char *content_type,
                           const char *data, uint64_t off, size_t size)
@@ -69,13 +79,8 @@ static int vg__form_store(vg_request *req, const char *key,
                               content_type);
     if (rc == 0 && size > 0)
         rc = vg__upload_write(req, data, size);
-    if (rc != 0) {
-        req->store_failed = true;
-        vg__logf(&req->app->log, VG_LOG_ERROR,
-                 "%s %s: cannot store an upload in %s: %s", req->method,
-                 req->path ? req->path : "", req->limits->upload_dir,
-                 strerror(-rc));
-    }
+    if (rc != 0)
+        vg__form_store_failed(req, rc);
     return rc;
 }
 
@@ -152,6 +157,7 @@ void vg__form_glue_feed(vg_request *req, struct MHD_Connection *conn,
 void vg__form_glue_finish(vg_request *req, struct MHD_Connection *conn)
 {
     struct MHD_PostProcessor *pp;
+    int rc;
 
     if (!req->form_started)
         vg__form_glue_start(req, conn);
@@ -168,7 +174,9 @@ void vg__form_glue_finish(vg_request *req, struct MHD_Connection *conn)
         vg__form_fail(req, -EBADMSG);
     if (pp != NULL && MHD_destroy_post_processor(pp) != MHD_YES)
         vg__form_fail(req, -EBADMSG);
-    vg__uploads_done(req);
+    /* The last gathered bytes of the last file are written only now. */
+    if (req->uploads != NULL && (rc = vg__uploads_done(req)) != 0)
+        vg__form_store_failed(req, rc);
 }
 
 void vg__form_glue_drop(vg_request *req)

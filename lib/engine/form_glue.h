@@ -21,7 +21,8 @@ bool vg__form_glue_streams(const vg_request *req);
 void vg__form_glue_feed(vg_request *req, struct MHD_Connection *conn,
                         const char *data, size_t len);
 /* The body is complete: ends decoding and judges the form whole (an
- * unterminated multipart body is malformed). */
+ * unterminated multipart body is malformed); writes the uploads' last
+ * bytes, setting req->store_failed if that fails. */
 void vg__form_glue_finish(vg_request *req, struct MHD_Connection *conn);
 /* The request ended, maybe in the middle of its body: drops the decoder. */
 void vg__form_glue_drop(vg_request *req);

@@ -858,6 +858,17 @@ static enum MHD_Result vg__drain_too_large(vg_request *req)
     return req->body_seen - req->breach_at > VG__DRAIN_MAX ? MHD_NO : MHD_YES;
 }
 
+/* An upload could not be written (lib/model/upload.c): the server's
+ * fault, 500; the files go at once. */
+static enum MHD_Result vg__answer_upload_failed(vg_request *req,
+                                                struct MHD_Connection *conn)
+{
+    vg__form_glue_discard(req);
+    return vg__answer_now(req, conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                          "upload could not be stored",
+                          MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
 static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
                                     struct MHD_Connection *conn)
 {
@@ -871,13 +882,13 @@ static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
                               "request body too large",
                               MHD_HTTP_HEADER_CONNECTION, "close");
     if (req->store_failed)
-        return vg__answer_now(req, conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                              "upload could not be stored",
-                              MHD_HTTP_HEADER_CONNECTION, "close");
+        return vg__answer_upload_failed(req, conn);
     if (req->chunked && (v = vg__trailer_check(conn)).status != 0)
         return vg__answer_now(req, conn, v.status, v.detail,
                               MHD_HTTP_HEADER_CONNECTION, "close");
     vg__form_glue_finish(req, conn);
+    if (req->store_failed) /* the uploads' last bytes (form_glue.c) */
+        return vg__answer_upload_failed(req, conn);
     status = req->head_status;
     if (status == MHD_HTTP_BAD_REQUEST)
         return vg__answer_now(req, conn, status, "bad request", NULL, NULL);
