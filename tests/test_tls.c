@@ -38,24 +38,6 @@ static atomic_int reason;
 
 /* ---- Certificates ---- */
 
-/* openssl req: a self-signed EC certificate for 127.0.0.1 and localhost. */
-static bool make_cert(const char *cert, const char *key, const char *cn)
-{
-    char subj[64];
-    char *argv[] = {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec",
-                    "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-keyout", (char *)key, "-out", (char *)cert, "-days", "2",
-                    "-subj", subj, "-addext",
-                    "subjectAltName=IP:127.0.0.1,DNS:localhost", NULL};
-    int st;
-    pid_t pid;
-
-    snprintf(subj, sizeof subj, "/CN=%s", cn);
-    pid = tu_spawn(argv, -1, -1, -1);
-    return pid > 0 && tu_wait_exit(pid, 20000, &st) && WIFEXITED(st) &&
-           WEXITSTATUS(st) == 0;
-}
-
 static void make_files(void)
 {
     int fd;
@@ -67,8 +49,8 @@ static void make_files(void)
     snprintf(cert2, sizeof cert2, "%s/cert2.pem", tmp);
     snprintf(key2, sizeof key2, "%s/key2.pem", tmp);
     snprintf(file, sizeof file, "%s/data.txt", tmp);
-    ck_assert_msg(make_cert(cert1, key1, "one"), "openssl req failed");
-    ck_assert_msg(make_cert(cert2, key2, "two"), "openssl req failed");
+    ck_assert_msg(tu_make_cert(cert1, key1, "one"), "openssl req failed");
+    ck_assert_msg(tu_make_cert(cert2, key2, "two"), "openssl req failed");
     fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ck_assert(fd >= 0);
     ck_assert_int_eq(write(fd, "0123456789", 10), 10);

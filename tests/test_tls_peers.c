@@ -41,23 +41,6 @@ static vg_app *app;
 static unsigned short port;
 static int skipped; /* tests left out: their tool is missing */
 
-static bool make_cert(const char *cert, const char *key, const char *cn)
-{
-    char subj[64];
-    char *argv[] = {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec",
-                    "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-keyout", (char *)key, "-out", (char *)cert, "-days", "2",
-                    "-subj", subj, "-addext",
-                    "subjectAltName=IP:127.0.0.1,DNS:localhost", NULL};
-    int st;
-    pid_t pid;
-
-    snprintf(subj, sizeof subj, "/CN=%s", cn);
-    pid = tu_spawn(argv, -1, -1, -1);
-    return pid > 0 && tu_wait_exit(pid, 20000, &st) && WIFEXITED(st) &&
-           WEXITSTATUS(st) == 0;
-}
-
 static vg_result *h_hello(vg_request *req, void *arg)
 {
     (void)arg;
@@ -72,8 +55,8 @@ static void setup(void)
     snprintf(key1, sizeof key1, "%s/key1.pem", tmp);
     snprintf(cert2, sizeof cert2, "%s/cert2.pem", tmp);
     snprintf(key2, sizeof key2, "%s/key2.pem", tmp);
-    ck_assert_msg(make_cert(cert1, key1, "one"), "openssl req failed");
-    ck_assert_msg(make_cert(cert2, key2, "two"), "openssl req failed");
+    ck_assert_msg(tu_make_cert(cert1, key1, "one"), "openssl req failed");
+    ck_assert_msg(tu_make_cert(cert2, key2, "two"), "openssl req failed");
     app = tu_app_new();
     ck_assert_int_eq(vg_app_set_tls(app, cert1, key1), 0);
     ck_assert_int_eq(vg_app_set_fallback(app, h_hello, NULL), 0);

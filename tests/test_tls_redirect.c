@@ -25,21 +25,11 @@ static unsigned short tls_port, redir_port;
 
 static void make_cert(void)
 {
-    char *argv[] = {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec",
-                    "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-keyout", key, "-out", cert, "-days", "2", "-subj",
-                    "/CN=localhost", "-addext",
-                    "subjectAltName=IP:127.0.0.1,DNS:localhost", NULL};
-    int st;
-    pid_t pid;
-
     snprintf(tmp, sizeof tmp, "/tmp/vg-redir.XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(tmp));
     snprintf(cert, sizeof cert, "%s/cert.pem", tmp);
     snprintf(key, sizeof key, "%s/key.pem", tmp);
-    pid = tu_spawn(argv, -1, -1, -1);
-    ck_assert_msg(pid > 0 && tu_wait_exit(pid, 20000, &st) && WIFEXITED(st) &&
-                      WEXITSTATUS(st) == 0, "openssl req failed");
+    ck_assert_msg(tu_make_cert(cert, key, "localhost"), "openssl req failed");
 }
 
 /* The HTTPS side tells what it was asked. */

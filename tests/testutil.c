@@ -434,6 +434,23 @@ bool tu_wait_exit(pid_t pid, int ms, int *status)
     return false;
 }
 
+bool tu_make_cert(const char *cert, const char *key, const char *cn)
+{
+    char subj[64];
+    char *argv[] = {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec",
+                    "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", (char *)key, "-out", (char *)cert, "-days", "2",
+                    "-subj", subj, "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost", NULL};
+    int st;
+    pid_t pid;
+
+    snprintf(subj, sizeof subj, "/CN=%s", cn);
+    pid = tu_spawn(argv, -1, -1, -1);
+    return pid > 0 && tu_wait_exit(pid, 20000, &st) && WIFEXITED(st) &&
+           WEXITSTATUS(st) == 0;
+}
+
 int tu_stop_child(pid_t pid, int sig, int ms)
 {
     int status = 0;

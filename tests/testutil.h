@@ -78,6 +78,10 @@ pid_t tu_spawn(char *const argv[], int in_fd, int out_fd, int err_fd);
 /* Waits up to `ms` for `pid` to exit and reaps it: true with *status set,
  * or false if it is still running. */
 bool tu_wait_exit(pid_t pid, int ms, int *status);
+/* Makes a self-signed EC (P-256) certificate for 127.0.0.1 and localhost,
+ * subject CN=`cn`, valid two days, with /usr/bin/openssl req: PEM files at
+ * the paths `cert` and `key`. True when openssl succeeded within 20 s. */
+bool tu_make_cert(const char *cert, const char *key, const char *cn);
 /* Sends `sig`, waits up to `ms` for the exit, then SIGKILLs and reaps.
  * Returns the wait status; -1 if the child had to be killed. */
 int tu_stop_child(pid_t pid, int sig, int ms);
