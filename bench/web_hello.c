@@ -3,6 +3,7 @@
  * see bench/RESULTS.md "Web essentials").
  *
  * Usage: web_hello PORT [--inline] [--cors] [--request-id] [--signed-cookie]
+ *                        [--ratelimit] [--metrics] [--all]
  *   --cors           a CORS policy allowing http://page.example on the app
  *                    (send "Origin: http://page.example" to exercise it)
  *   --request-id     vg_app_use_request_id (untrusted: always generated)
@@ -10,6 +11,10 @@
  *                    BENCH_KEY and answers 500 if it does not verify (send
  *                    the cookie bench/run-callgrind's users compute, see
  *                    RESULTS.md)
+ *   --ratelimit      vg_app_use_ratelimit keyed by client address, a limit
+ *                    no run reaches, no headers on allowed answers
+ *   --metrics        vg_app_use_metrics, exposition at /metrics
+ *   --all            the five above together (issue 17's "together")
  * Binds 127.0.0.1:PORT only; stops on SIGINT/SIGTERM.
  */
 #include <stdio.h>
@@ -33,14 +38,18 @@ static vg_result *hello(vg_request *req, void *arg)
 int main(int argc, char **argv)
 {
     bool inl = false, cors = false, rid = false, cookie = false;
+    bool rl_on = false, mx_on = false;
     vg_cors *policy = NULL;
+    vg_ratelimit *rl = NULL;
+    vg_metrics *mx = NULL;
     char address[64];
     vg_app *app;
     int i, rc = 1;
 
     if (argc < 2 || atoi(argv[1]) < 0 || atoi(argv[1]) > 65535) {
         fprintf(stderr, "usage: web_hello PORT [--inline] [--cors] "
-                        "[--request-id] [--signed-cookie]\n");
+                        "[--request-id] [--signed-cookie] [--ratelimit] "
+                        "[--metrics] [--all]\n");
         return 2;
     }
     for (i = 2; i < argc; i++) {
@@ -52,6 +61,12 @@ int main(int argc, char **argv)
             rid = true;
         else if (strcmp(argv[i], "--signed-cookie") == 0)
             cookie = true;
+        else if (strcmp(argv[i], "--ratelimit") == 0)
+            rl_on = true;
+        else if (strcmp(argv[i], "--metrics") == 0)
+            mx_on = true;
+        else if (strcmp(argv[i], "--all") == 0)
+            cors = rid = cookie = rl_on = mx_on = true;
         else {
             fprintf(stderr, "web_hello: unknown option %s\n", argv[i]);
             return 2;
@@ -69,6 +84,12 @@ int main(int argc, char **argv)
                  vg_cors_allow_origin(policy, "http://page.example") != 0 ||
                  vg_app_use_cors(app, policy) != 0))
         goto out;
+    if (rl_on && ((rl = vg_ratelimit_new(1000000000u, 1000)) == NULL ||
+                  vg_app_use_ratelimit(app, rl) != 0))
+        goto out;
+    if (mx_on && ((mx = vg_metrics_new()) == NULL ||
+                  vg_app_use_metrics(app, mx, "/metrics") != 0))
+        goto out;
     if ((rid && vg_app_use_request_id(app, false) != 0) ||
         vg_map_get(app, "/hello", hello, NULL) != 0 ||
         (inl && vg_map_inline(app, "GET", "/hello", true) != 0))
@@ -84,5 +105,7 @@ out:
     vg_app_free(app);
     vg_cors_free(policy);
     vg_cookie_keys_free(keys);
+    vg_ratelimit_free(rl);
+    vg_metrics_free(mx);
     return rc;
 }

@@ -409,7 +409,12 @@ static const char *vg__pairs_find(const vg__pairs *p, const char *name,
         return NULL;
     for (i = 0; i < p->n; i++) {
         const char *n = p->items[i].name;
-        if (nocase ? strcasecmp(n, name) == 0 : strcmp(n, name) == 0)
+        /* Names that differ in their first letter, as most do, are told
+         * apart without a call (equal letters stay equal once both have
+         * bit 0x20 set, whatever their case). */
+        if (nocase ? ((n[0] | 0x20) == (name[0] | 0x20) &&
+                      strcasecmp(n, name) == 0)
+                   : strcmp(n, name) == 0)
             return p->items[i].value;
     }
     return NULL;
@@ -438,7 +443,7 @@ const char *vg_request_query(const vg_request *req, const char *name)
 const char *vg_request_header(const vg_request *req, const char *name)
 {
     if (req != NULL && req->cookies != NULL && name != NULL &&
-        strcasecmp(name, "Cookie") == 0)
+        (name[0] | 0x20) == 'c' && strcasecmp(name, "Cookie") == 0)
         return req->cookies;
     return req ? vg__pairs_find(&req->headers, name, true) : NULL;
 }

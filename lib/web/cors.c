@@ -333,8 +333,11 @@ static vg_result *vg__cors_filter(vg_request *req, void *arg)
             vg_request_add_response_header(req, "Vary", "Origin");
         return NULL;
     }
-    asked = vg_request_header(req, "Access-Control-Request-Method");
-    if (asked != NULL && strcmp(vg_request_method(req), "OPTIONS") == 0) {
+    /* The method first: it is a short compare, the header a search. */
+    asked = strcmp(vg_request_method(req), "OPTIONS") == 0
+                ? vg_request_header(req, "Access-Control-Request-Method")
+                : NULL;
+    if (asked != NULL) {
         res = vg__cors_preflight(c, req, origin, asked, vary_origin);
         if (res != NULL)
             return res;
