@@ -175,27 +175,36 @@ static https_resp https_get1(const char *path, const char *ca)
     return r;
 }
 
-/* A GnuTLS client session over a new connection, handshake done. */
+/* A GnuTLS client session over a new connection, handshake done, with
+ * the given priorities (NULL: GnuTLS's default). */
 typedef struct {
     int fd;
     gnutls_session_t s;
     gnutls_certificate_credentials_t cred;
 } tls_client;
 
-static void tls_client_open(tls_client *t)
+static void tls_client_open_with(tls_client *t, const char *priorities)
 {
     int rc;
 
     t->fd = tu_connect(port);
     ck_assert_int_eq(gnutls_certificate_allocate_credentials(&t->cred), 0);
     ck_assert_int_eq(gnutls_init(&t->s, GNUTLS_CLIENT), 0);
-    gnutls_set_default_priority(t->s);
+    if (priorities == NULL)
+        gnutls_set_default_priority(t->s);
+    else
+        ck_assert_int_eq(gnutls_priority_set_direct(t->s, priorities, NULL), 0);
     gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, t->cred);
     gnutls_transport_set_int(t->s, t->fd);
     do
         rc = gnutls_handshake(t->s);
     while (rc < 0 && !gnutls_error_is_fatal(rc));
     ck_assert_msg(rc == 0, "handshake: %s", gnutls_strerror(rc));
+}
+
+static void tls_client_open(tls_client *t)
+{
+    tls_client_open_with(t, NULL);
 }
 
 static void tls_client_free(tls_client *t)
@@ -222,6 +231,45 @@ START_TEST(test_https_with_cacert)
     r = https_get1("/nowhere", cert1);
     ck_assert_int_eq(r.status, 404);
     ck_assert_ptr_nonnull(strcasestr(r.headers, "Strict-Transport-Security"));
+}
+END_TEST
+
+/* The default priorities pick by the server's order: AES-128-GCM (SHA-256
+ * key schedule) even from a client that lists AES-256-GCM first, on the
+ * client's X25519 key share without asking for another one; and still
+ * agree with a client that offers only AES-256-GCM, or only TLS 1.2. */
+START_TEST(test_default_priorities_choose_cheap_handshake)
+{
+    static const struct {
+        const char *client;
+        gnutls_protocol_t version;
+        gnutls_cipher_algorithm_t cipher;
+    } cases[] = {
+        {"NORMAL:-CIPHER-ALL:+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-GCM:"
+         "-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1",
+         GNUTLS_TLS1_3, GNUTLS_CIPHER_AES_128_GCM},
+        {"NORMAL:-CIPHER-ALL:+AES-256-GCM", GNUTLS_TLS1_3,
+         GNUTLS_CIPHER_AES_256_GCM},
+        {"NORMAL:-VERS-ALL:+VERS-TLS1.2", GNUTLS_TLS1_2,
+         GNUTLS_CIPHER_AES_128_GCM},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tls_client t;
+
+        tls_client_open_with(&t, cases[i].client);
+        ck_assert_int_eq(gnutls_protocol_get_version(t.s), cases[i].version);
+        ck_assert_msg(gnutls_cipher_get(t.s) == cases[i].cipher,
+                      "case %zu: cipher %s", i,
+                      gnutls_cipher_get_name(gnutls_cipher_get(t.s)));
+        if (i == 0)
+            ck_assert_msg(gnutls_group_get(t.s) == GNUTLS_GROUP_X25519,
+                          "group %s", gnutls_group_get_name(gnutls_group_get(t.s)));
+        gnutls_bye(t.s, GNUTLS_SHUT_WR);
+        close(t.fd);
+        tls_client_free(&t);
+    }
 }
 END_TEST
 
@@ -430,6 +478,7 @@ static Suite *tls_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_https_with_cacert);
     tcase_add_test(tc, test_file_over_tls);
+    tcase_add_test(tc, test_default_priorities_choose_cheap_handshake);
     tcase_add_test(tc, test_cancel_on_fin_over_tls);
     tcase_add_test(tc, test_cancel_on_rst_over_tls);
     tcase_add_test(tc, test_reload_keeps_connections);
