@@ -211,12 +211,38 @@ static bool send_all(int fd, const char *p, size_t len)
 {
     while (len > 0) {
         ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        /* libFuzzer's -timeout is a SIGALRM every few seconds: an
+         * interrupted send is retried, not taken for a refusal (which
+         * left the body unsent and the server waiting for it). */
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n <= 0)
             return false;
         p += n;
         len -= (size_t)n;
     }
     return true;
+}
+
+/* connect() that survives the fuzzer's SIGALRM: an interrupted connect
+ * goes on in the background, so wait until the socket is writable and
+ * take its outcome from SO_ERROR. */
+static int connect_loopback(int fd, const struct sockaddr_in *sa)
+{
+    struct pollfd p = {fd, POLLOUT, 0};
+    socklen_t len = sizeof(int);
+    int err = 0;
+
+    if (connect(fd, (const struct sockaddr *)sa, sizeof *sa) == 0)
+        return 0;
+    if (errno != EINTR)
+        return -1;
+    while (poll(&p, 1, HANG_MS) < 0)
+        if (errno != EINTR)
+            return -1;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0)
+        return -1;
+    return 0;
 }
 
 /* Reads until the server closes; aborts if it takes over HANG_MS, and
@@ -299,7 +325,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sa.sin_family = AF_INET;
     sa.sin_port = htons(port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    check(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect");
+    check(connect_loopback(fd, &sa) == 0, "connect");
     start = now_ms();
     /* A refused head (a 400 for odd bytes in the boundary) may close the
      * connection before the body is sent: that is an answer too. */
