@@ -3,8 +3,9 @@
  * HTTP or, with --tls, HTTPS. No access log. Binds 127.0.0.1:PORT only;
  * stops on SIGINT/SIGTERM.
  *
- * Usage: site_server PORT DIR [--tls CERT KEY] [--compress]
- * --compress adds the vg_compress middleware (gzip level 1, nginx's
+ * Usage: site_server PORT DIR [--tls CERT KEY] [--no-tickets] [--compress]
+ * --no-tickets: no TLS session tickets (vg_app_set_tls_tickets), so that
+ * every connection is a full handshake. --compress adds the vg_compress middleware (gzip level 1, nginx's
  * default gzip_comp_level) and serves the files on the workers, where it
  * can compress them.
  */
@@ -29,18 +30,21 @@ int main(int argc, char **argv)
     char address[64];
     vg_static_options files = {0};
     const char *cert = NULL, *key = NULL;
-    bool compress = false;
+    bool compress = false, tickets = true;
     vg_app *app;
     int i, rc;
 
     if (argc < 3) {
-        fprintf(stderr, "usage: site_server PORT DIR [--tls CERT KEY] [--compress]\n");
+        fprintf(stderr, "usage: site_server PORT DIR [--tls CERT KEY] [--no-tickets] "
+                        "[--compress]\n");
         return 2;
     }
     for (i = 3; i < argc; i++) {
         if (strcmp(argv[i], "--tls") == 0 && i + 2 < argc) {
             cert = argv[++i];
             key = argv[++i];
+        } else if (strcmp(argv[i], "--no-tickets") == 0) {
+            tickets = false;
         } else if (strcmp(argv[i], "--compress") == 0) {
             compress = true;
         } else {
@@ -60,6 +64,7 @@ int main(int argc, char **argv)
         (rc = vg_map_inline(app, "GET", "/hello", true)) != 0 ||
         (rc = vg_app_serve_dir_opts(app, "/", argv[2], &files)) != 0 ||
         (cert != NULL && (rc = vg_app_set_tls(app, cert, key)) != 0) ||
+        (cert != NULL && (rc = vg_app_set_tls_tickets(app, tickets)) != 0) ||
         (rc = vg_app_run(app)) != 0) {
         fprintf(stderr, "site_server: %s\n", strerror(-rc));
         vg_app_free(app);

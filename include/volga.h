@@ -1081,6 +1081,13 @@ vg_result *vg_decompress(vg_request *req, vg_next *next, void *arg);
  * as over HTTP: a client's FIN or RST cancels its request's token. Under
  * TLS, file bodies are read through a buffer instead of sendfile. While
  * vg_app_run runs, SIGHUP reloads the files (see vg_app_reload_tls).
+ * Clients may resume their sessions: a session ticket (RFC 8446 4.6.1),
+ * encrypted under a key made here for the app's lifetime and never
+ * written anywhere, lets a client that comes back skip the certificate
+ * and the signature of a full handshake. Tickets are not issued when
+ * client certificates are asked for (vg_app_set_tls_client_ca), since a
+ * resumed session carries no certificate to verify; vg_app_set_tls_tickets
+ * turns them off.
  * Returns 0, -EINVAL (NULL argument, set twice, or a file without a
  * usable certificate or key, or a key that does not match), -ENOENT (a
  * file that cannot be read), -ENOMEM, or -EBUSY once started; errors are
@@ -1100,6 +1107,13 @@ int vg_app_set_tls(vg_app *app, const char *cert_pem_file,
  *  logged), -ENOMEM or -EBUSY once started. Thread: the configuring
  *  thread. */
 int vg_app_set_tls_priorities(vg_app *app, const char *priorities);
+
+/** Whether the server issues session tickets (default true, see
+ *  vg_app_set_tls): false makes every connection a full handshake, for
+ *  deployments that want each connection's keys independent of a key the
+ *  process holds. Returns 0, -EINVAL (NULL app or no TLS set) or -EBUSY
+ *  once started. Thread: the configuring thread, after vg_app_set_tls. */
+int vg_app_set_tls_tickets(vg_app *app, bool on);
 
 /**
  * Reads the certificate and key files given to vg_app_set_tls again and

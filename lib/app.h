@@ -65,6 +65,10 @@ struct vg_app {
      * vg_tls_client_mode, which lib/engine/tls_glue.c enforces. */
     const char *tls_trust_pem;
     int tls_client_mode;
+    /* Session tickets (resumption): the key lib/web/tls.c generated, a
+     * gnutls_datum_t that lib/engine/tls_glue.c enables on each new
+     * session; NULL: none (plain HTTP, or client certificates asked). */
+    const void *tls_ticket_key;
     int hup_fd;                   /* eventfd vg_app_run rings on SIGHUP; -1 */
 
     /* Running parts. */

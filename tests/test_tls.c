@@ -183,7 +183,8 @@ typedef struct {
     gnutls_certificate_credentials_t cred;
 } tls_client;
 
-static void tls_client_open_with(tls_client *t, const char *priorities)
+static void tls_client_open_resuming(tls_client *t, const char *priorities,
+                                     const gnutls_datum_t *resume)
 {
     int rc;
 
@@ -195,11 +196,19 @@ static void tls_client_open_with(tls_client *t, const char *priorities)
     else
         ck_assert_int_eq(gnutls_priority_set_direct(t->s, priorities, NULL), 0);
     gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, t->cred);
+    if (resume != NULL)
+        ck_assert_int_eq(gnutls_session_set_data(t->s, resume->data,
+                                                 resume->size), 0);
     gnutls_transport_set_int(t->s, t->fd);
     do
         rc = gnutls_handshake(t->s);
     while (rc < 0 && !gnutls_error_is_fatal(rc));
     ck_assert_msg(rc == 0, "handshake: %s", gnutls_strerror(rc));
+}
+
+static void tls_client_open_with(tls_client *t, const char *priorities)
+{
+    tls_client_open_resuming(t, priorities, NULL);
 }
 
 static void tls_client_open(tls_client *t)
@@ -270,6 +279,88 @@ START_TEST(test_default_priorities_choose_cheap_handshake)
         close(t.fd);
         tls_client_free(&t);
     }
+}
+END_TEST
+
+/* GET `path` on an open client session and read the answer into buf to
+ * the end (Connection: close); a TLS 1.3 session ticket arrives on the
+ * way. */
+static void tls_client_get(tls_client *t, const char *path, char *buf, size_t cap)
+{
+    char get[256];
+    size_t got = 0;
+    ssize_t n;
+
+    snprintf(get, sizeof get,
+             "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+    ck_assert_int_eq(gnutls_record_send(t->s, get, strlen(get)), (ssize_t)strlen(get));
+    for (;;) {
+        n = gnutls_record_recv(t->s, buf + got, cap - 1 - got);
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+            continue;
+        if (n <= 0 || got + (size_t)n >= cap - 1)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+}
+
+/* Whether GET /hello answers 200 with the handler's body. */
+static bool tls_client_hello(tls_client *t)
+{
+    char buf[4096];
+
+    tls_client_get(t, "/hello", buf, sizeof buf);
+    return strncmp(buf, "HTTP/1.1 200", 12) == 0 && strstr(buf, "hello over tls");
+}
+
+/* Connects twice to the server on `port`, the second time offering the
+ * session of the first; returns whether it resumed. */
+static bool tls_resumes(void)
+{
+    tls_client t;
+    gnutls_datum_t data = {NULL, 0};
+    char buf[4096];
+    bool resumed;
+
+    tls_client_open(&t);
+    ck_assert_int_eq(gnutls_session_is_resumed(t.s), 0);
+    tls_client_get(&t, "/", buf, sizeof buf);
+    ck_assert_int_eq(strncmp(buf, "HTTP/1.1 ", 9), 0);
+    ck_assert_int_eq(gnutls_session_get_data2(t.s, &data), 0);
+    close(t.fd);
+    tls_client_free(&t);
+    tls_client_open_resuming(&t, NULL, &data);
+    resumed = gnutls_session_is_resumed(t.s) != 0;
+    tls_client_get(&t, "/", buf, sizeof buf);
+    ck_assert_int_eq(strncmp(buf, "HTTP/1.1 ", 9), 0);
+    close(t.fd);
+    tls_client_free(&t);
+    gnutls_free(data.data);
+    return resumed;
+}
+
+/* A client that comes back resumes its session from the ticket the
+ * server sent (libmicrohttpd enables none: the glue does), skipping the
+ * certificate and the signature, and is answered as before. */
+START_TEST(test_session_resumes_from_ticket)
+{
+    tls_client t;
+    gnutls_datum_t data = {NULL, 0};
+
+    ck_assert_msg(tls_resumes(), "the second connection ran a full handshake");
+    /* And the resumed session is served as any other. */
+    tls_client_open(&t);
+    ck_assert(tls_client_hello(&t));
+    ck_assert_int_eq(gnutls_session_get_data2(t.s, &data), 0);
+    close(t.fd);
+    tls_client_free(&t);
+    tls_client_open_resuming(&t, NULL, &data);
+    ck_assert_int_ne(gnutls_session_is_resumed(t.s), 0);
+    ck_assert(tls_client_hello(&t));
+    close(t.fd);
+    tls_client_free(&t);
+    gnutls_free(data.data);
 }
 END_TEST
 
@@ -440,14 +531,19 @@ START_TEST(test_configuration_errors)
     ck_assert_int_eq(vg_app_set_tls(a, cert1, key2), -EINVAL); /* mismatch */
     ck_assert_int_eq(vg_app_set_tls(a, file, key1), -EINVAL);  /* not PEM */
     ck_assert_int_eq(vg_app_set_tls_priorities(a, "NORMAL"), -EINVAL); /* no TLS */
+    ck_assert_int_eq(vg_app_set_tls_tickets(a, false), -EINVAL);       /* no TLS */
     ck_assert_int_eq(vg_app_reload_tls(a), -EINVAL);
     ck_assert_int_eq(vg_app_use_hsts(a, 10, true), -EINVAL);
     ck_assert_int_eq(vg_app_set_tls(a, cert1, key1), 0);
     ck_assert_int_eq(vg_app_set_tls(a, cert1, key1), -EINVAL); /* twice */
     ck_assert_int_eq(vg_app_set_tls_priorities(a, "NOT-A-PRIORITY"), -EINVAL);
     ck_assert_int_eq(vg_app_set_tls_priorities(a, "NORMAL:-VERS-ALL:+VERS-TLS1.3"), 0);
+    ck_assert_int_eq(vg_app_set_tls_tickets(NULL, false), -EINVAL);
+    ck_assert_int_eq(vg_app_set_tls_tickets(a, false), 0);
     tu_start(a);
     port = vg_app_port(a);
+    /* No tickets: a client that comes back runs a full handshake. */
+    ck_assert(!tls_resumes());
     {
         https_resp r = https_get1("/x", cert1);
         ck_assert_msg(r.code == CURLE_OK, "curl: %s", curl_easy_strerror(r.code));
@@ -464,6 +560,7 @@ START_TEST(test_configuration_errors)
         ck_assert_int_ne(r.code, CURLE_OK);
     }
     ck_assert_int_eq(vg_app_set_tls_priorities(a, "NORMAL"), -EBUSY);
+    ck_assert_int_eq(vg_app_set_tls_tickets(a, true), -EBUSY);
     vg_app_free(a);
     tu_remove_tree(tmp);
 }
@@ -479,6 +576,7 @@ static Suite *tls_suite(void)
     tcase_add_test(tc, test_https_with_cacert);
     tcase_add_test(tc, test_file_over_tls);
     tcase_add_test(tc, test_default_priorities_choose_cheap_handshake);
+    tcase_add_test(tc, test_session_resumes_from_ticket);
     tcase_add_test(tc, test_cancel_on_fin_over_tls);
     tcase_add_test(tc, test_cancel_on_rst_over_tls);
     tcase_add_test(tc, test_reload_keeps_connections);

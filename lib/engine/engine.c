@@ -199,6 +199,7 @@ static void vg__on_connection(void *cls, struct MHD_Connection *conn,
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         l->started = true;
         *socket_context = vg__conn_new(l, conn);
+        vg__tls_glue_started(l->engine->app, conn);
         return;
     }
     vg__conn_free(*socket_context);

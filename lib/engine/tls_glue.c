@@ -9,7 +9,10 @@
  * to a trusted CA, validity dates, and the TLS client-authentication
  * purpose when the certificate states its purposes). The verdict is kept
  * for the connection: a TLS connection's peer cannot change (libmicrohttpd
- * closes on a renegotiation attempt). */
+ * closes on a renegotiation attempt).
+ *
+ * libmicrohttpd never enables session tickets either: vg__tls_glue_started
+ * does, on each new session, with the key lib/web/tls.c made. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -145,4 +148,19 @@ bool vg__tls_glue_check(vg_request *req, struct MHD_Connection *conn)
     if (own)
         vg__tls_peer_free(p);
     return ok;
+}
+
+void vg__tls_glue_started(vg_app *app, struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci;
+
+    if (app->tls_ticket_key == NULL || app->tls_trust_pem != NULL)
+        return;
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (ci == NULL || ci->tls_session == NULL)
+        return;
+    if (gnutls_session_ticket_enable_server(ci->tls_session,
+                                            app->tls_ticket_key) < 0)
+        vg__logf(&app->log, VG_LOG_WARN,
+                 "TLS: cannot enable session tickets on a connection");
 }

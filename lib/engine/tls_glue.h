@@ -25,4 +25,11 @@ bool vg__tls_glue_check(vg_request *req, struct MHD_Connection *conn);
 /* Frees what vg__tls_glue_check kept for a connection. NULL is a no-op. */
 void vg__tls_peer_free(vg__tls_peer *p);
 
+/* A new connection of `app`'s daemon: on HTTPS, turns on session tickets
+ * for its GnuTLS session before the handshake starts, so that a client
+ * that comes back can resume instead of running a full handshake. Not
+ * when client certificates are asked for: a resumed session carries no
+ * certificate to verify. The connection's event thread. */
+void vg__tls_glue_started(vg_app *app, struct MHD_Connection *conn);
+
 #endif

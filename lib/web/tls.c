@@ -64,6 +64,7 @@ typedef struct {
     pthread_mutex_t lock;
     char *cert_file, *key_file;
     char *priorities;
+    gnutls_datum_t ticket_key;  /* session tickets' master key */
     vg__keypair *current;       /* under lock */
     pthread_t reloader;         /* waits on app->hup_fd */
     bool reloader_started;
@@ -198,6 +199,10 @@ static void vg__tls_free(void *arg)
     }
     if (t->app->hup_fd >= 0)
         close(t->app->hup_fd);
+    if (t->ticket_key.data != NULL) {
+        gnutls_memset(t->ticket_key.data, 0, t->ticket_key.size);
+        gnutls_free(t->ticket_key.data);
+    }
     t->app->hup_fd = -1;
     t->app->tls = NULL;
     vg__keypair_free(t->current);
@@ -267,6 +272,13 @@ static int vg__tls_new(vg_app *app, const char *cert_file, const char *key_file,
     rc = vg__keypair_load(app, cert_file, key_file, &t->current);
     if (rc != 0)
         goto fail;
+    /* One key for the app's lifetime; GnuTLS derives the TLS 1.3 ticket
+     * keys from it and rotates them itself. */
+    if (gnutls_session_ticket_key_generate(&t->ticket_key) < 0) {
+        vg__logf(&app->log, VG_LOG_WARN,
+                 "TLS: no session ticket key: sessions will not resume");
+        t->ticket_key.data = NULL;
+    }
     *out = t;
     return 0;
 fail:
@@ -314,6 +326,21 @@ int vg_app_set_tls(vg_app *app, const char *cert_pem_file,
         vg__logf(&app->log, VG_LOG_WARN, "TLS: no reload thread: SIGHUP ignored");
     app->tls_cert_cb = (void *)vg__tls_retrieve;
     app->tls_priorities = t->priorities;
+    app->tls_ticket_key = t->ticket_key.data ? &t->ticket_key : NULL;
+    return 0;
+}
+
+int vg_app_set_tls_tickets(vg_app *app, bool on)
+{
+    vg__tls *t;
+    int rc = vg__tls_configurable(app);
+
+    if (rc != 0)
+        return rc;
+    t = app->tls;
+    if (t == NULL)
+        return -EINVAL;
+    app->tls_ticket_key = on && t->ticket_key.data ? &t->ticket_key : NULL;
     return 0;
 }
 
