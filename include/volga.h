@@ -1010,18 +1010,29 @@ typedef struct {
     int brotli_quality;
     /** zstd level 1-19; 0: 3. Values out of range are clamped. */
     int zstd_level;
+    /** Compress Server-Sent Events streams (text/event-stream) too. Off by
+     *  default: an event stream is mostly small events, and some proxies
+     *  and clients hold a compressed one back until it ends. */
+    bool sse;
 } vg_compress_options;
 
 /**
  * A middleware (vg_app_use, vg_group_use) that compresses answers: br
  * (when libvolga was built with brotli), zstd (when built with libzstd)
  * or gzip, as the request's Accept-Encoding prefers by q-value (on a tie
- * br, then zstd, then gzip). Only whole bodies of
+ * br, then zstd, then gzip). Whole bodies of
  * compressible types (text, JSON and +json, XML and +xml, JavaScript, SVG,
- * wasm; never text/event-stream) between min_size and max_size are
+ * wasm; not text/event-stream) between min_size and max_size are
  * compressed, file bodies (vg_file, static files on the workers) included;
- * never HEAD, 1xx/204/206/304, ranges, streams, or bodies with a
- * Content-Encoding already (precompressed siblings). Such an eligible
+ * never HEAD, 1xx/204/206/304, ranges, or bodies with a
+ * Content-Encoding already (precompressed siblings). Streams
+ * (vg_stream_new) of those types are compressed as they are written,
+ * whatever their size: each vg_stream_write (or vg_sse_event) is flushed
+ * (zlib's Z_SYNC_FLUSH, brotli's and zstd's flush), so the client can
+ * decode it at once, and vg_stream_end ends the coding; the stream's limit
+ * is checked against the bytes written and vg_stream_buffered counts the
+ * compressed bytes queued (what was written before the handler returned
+ * is compressed too). Event streams only with vg_compress_options.sse. Such an eligible
  * answer always gets "Vary: Accept-Encoding"; a compressed one gets
  * Content-Encoding and its strong ETag a suffix ("tag-gzip", "tag-br",
  * "tag-zstd", which static files recognise in If-None-Match). No Accept-Encoding, or one that takes

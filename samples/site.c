@@ -144,6 +144,9 @@ static int configure(vg_app *app, const char *dir, const char *cert,
     files.cache_control = "no-cache";
     files.on_workers = true; /* so that vg_compress may compress them */
     vg_app_set_logger(app, vg_log_stderr, NULL, VG_LOG_INFO);
+    /* Default options: the /clock event stream is sent as it is (an
+     * options struct with .sse = true would compress it too, each event
+     * flushed); other streams and the assets are compressed. */
     if ((rc = vg_app_use(app, vg_compress, NULL)) != 0 ||
         (rc = vg_map_get(app, "/clock", clock_stream, NULL)) != 0 ||
         (rc = vg_app_serve_dir_opts(app, "/", dir, &files)) != 0)

@@ -39,6 +39,9 @@ struct vg_stream {
     bool ended;            /* vg_stream_end was called */
     bool closed;           /* the client or the response is gone */
     bool parked;           /* the reader suspended the connection */
+    bool reading;          /* libmicrohttpd has started taking bytes */
+    bool coded;            /* coder is set: bytes are coded on their way in */
+    vg__stream_coder coder;
 };
 
 static void vg__stream_unref(vg_stream *s)
@@ -46,6 +49,8 @@ static void vg__stream_unref(vg_stream *s)
     if (atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     vg__request_unref(s->req);
+    if (s->coded)
+        s->coder.free(s->coder.ctx);
     free(s->buf);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -145,6 +150,88 @@ static int vg__stream_reserve(vg_stream *s, size_t n)
     return 0;
 }
 
+/* Appends n bytes to the unsent ones; the caller holds the lock. */
+static int vg__stream_put(vg_stream *s, const char *p, size_t n)
+{
+    int rc;
+
+    if (n == 0)
+        return 0; /* p may be NULL then */
+    rc = vg__stream_reserve(s, n);
+    if (rc == 0) {
+        memcpy(s->buf + s->len, p, n);
+        s->len += n;
+    }
+    return rc;
+}
+
+/* Codes a piece and appends what comes out; the caller holds the lock. A
+ * failure leaves the coder's state ahead of the bytes queued, so the
+ * stream is closed: the client must not decode a body with a hole. */
+static int vg__stream_put_coded(vg_stream *s, const char *p, size_t n, int mode)
+{
+    const char *out = NULL;
+    size_t outlen = 0;
+    int rc = s->coder.encode(s->coder.ctx, p, n, mode, &out, &outlen);
+
+    if (rc == 0)
+        rc = vg__stream_put(s, out, outlen);
+    if (rc != 0)
+        s->closed = true;
+    return rc;
+}
+
+/* Codes what the producer queued before the coder came (its thread may
+ * have started writing before the handler returned: nothing has been
+ * sent, the response does not exist yet), then the end if it came too.
+ * The caller holds the lock; on failure nothing has changed. */
+static int vg__stream_code_pending(vg_stream *s, const vg__stream_coder *c)
+{
+    const char *out = NULL, *tail = NULL;
+    size_t outlen = 0, taillen = 0, n = s->len - s->off;
+    char *copy = NULL;
+    int rc = 0;
+
+    if (n > 0) {
+        rc = c->encode(c->ctx, s->buf + s->off, n, VG__CODE_FLUSH, &out, &outlen);
+        /* The coder's buffer is reused by its next call: keep a copy. */
+        if (rc == 0 && s->ended && (copy = malloc(outlen ? outlen : 1)) == NULL)
+            rc = -ENOMEM;
+        if (copy != NULL) {
+            memcpy(copy, out, outlen);
+            out = copy;
+        }
+    }
+    if (rc == 0 && s->ended)
+        rc = c->encode(c->ctx, NULL, 0, VG__CODE_END, &tail, &taillen);
+    if (rc == 0) {
+        s->off = s->len = 0;
+        rc = vg__stream_put(s, out, outlen);
+        if (rc == 0)
+            rc = vg__stream_put(s, tail, taillen);
+    }
+    free(copy);
+    return rc;
+}
+
+int vg__stream_set_coder(vg_stream *s, const vg__stream_coder *c)
+{
+    int rc = -EBUSY;
+
+    if (s == NULL || c == NULL || c->encode == NULL || c->free == NULL)
+        return -EINVAL;
+    pthread_mutex_lock(&s->lock);
+    if (!s->reading && !s->coded && !s->closed) {
+        rc = vg__stream_code_pending(s, c);
+        if (rc == 0) {
+            s->coder = *c;
+            s->coded = true;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 /* Takes the parked flag: whoever clears it resumes the connection. */
 static bool vg__stream_unpark(vg_stream *s)
 {
@@ -175,14 +262,18 @@ static int vg__stream_append(vg_stream *s, const char *const *parts,
         pthread_mutex_unlock(&s->lock);
         return -EAGAIN;
     }
-    rc = vg__stream_reserve(s, total);
-    if (rc == 0) {
-        for (i = 0; i < nparts; i++) {
-            if (lens[i] == 0)
-                continue; /* parts[i] may be NULL then */
-            memcpy(s->buf + s->len, parts[i], lens[i]);
-            s->len += lens[i];
-        }
+    /* Coded, the limit above is checked against what was written: the
+     * coder's output for it is not known before it runs, and for any
+     * compressible body it is no larger. */
+    if (s->coded) {
+        for (i = 0, rc = 0; i < nparts && rc == 0; i++)
+            rc = vg__stream_put_coded(s, parts[i], lens[i],
+                                      i + 1 < nparts ? VG__CODE_MORE
+                                                     : VG__CODE_FLUSH);
+    } else {
+        rc = vg__stream_reserve(s, total);
+        for (i = 0; i < nparts && rc == 0; i++)
+            rc = vg__stream_put(s, parts[i], lens[i]);
     }
     wake = rc == 0 && total > 0 && vg__stream_unpark(s);
     pthread_mutex_unlock(&s->lock);
@@ -225,6 +316,9 @@ void vg_stream_end(vg_stream *s)
     if (s == NULL)
         return;
     pthread_mutex_lock(&s->lock);
+    /* The coding's end (a gzip trailer, say) goes out before the end. */
+    if (s->coded && !s->ended && !vg__stream_broken(s))
+        (void)vg__stream_put_coded(s, NULL, 0, VG__CODE_END);
     s->ended = true;
     wake = vg__stream_unpark(s);
     pthread_mutex_unlock(&s->lock);
@@ -238,6 +332,7 @@ ssize_t vg__stream_read(vg_stream *s, char *buf, size_t max)
     size_t n;
 
     pthread_mutex_lock(&s->lock);
+    s->reading = true;
     s->parked = false; /* we run, so we are not parked */
     if (vg__stream_broken(s)) {
         s->closed = true;

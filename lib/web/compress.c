@@ -7,6 +7,7 @@
 #include "config.h"
 #endif
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -22,6 +23,7 @@
 
 #include "model/request.h"
 #include "model/result.h"
+#include "model/stream.h"
 #include "web/mime.h"
 #include "web/static.h"
 
@@ -175,8 +177,9 @@ static int vg__read_fd_body(vg_result *res, char **body, size_t *len)
     return 0;
 }
 
-/* Whether the answer may be compressed at all: a 200-ish whole body of a
- * compressible type, not encoded already, not a range, not a stream. */
+/* Whether a whole body may be compressed at all: a 200-ish answer of a
+ * compressible type, not encoded already, not a range (streams: see
+ * vg__stream_eligible). */
 static bool vg__eligible(vg_request *req, const vg_result *res)
 {
     unsigned st = res->status;
@@ -286,6 +289,263 @@ static bool vg__varies_on_encoding(const vg_result *res)
     return false;
 }
 
+/* ---- Streams: coded as they are written ---- */
+
+/* One stream's encoder: the coding's state and the buffer its output
+ * goes to until the stream copies it. */
+typedef struct {
+    vg__coding coding;
+    z_stream z;
+#ifdef HAVE_BROTLI
+    BrotliEncoderState *br;
+#endif
+#ifdef HAVE_ZSTD
+    ZSTD_CCtx *zs;
+#endif
+    char *out;
+    size_t cap, used;
+} vg__scoder;
+
+static void vg__scoder_free(void *ctx)
+{
+    vg__scoder *c = ctx;
+
+    if (c->coding == VG__CODING_GZIP)
+        deflateEnd(&c->z);
+#ifdef HAVE_BROTLI
+    if (c->br != NULL)
+        BrotliEncoderDestroyInstance(c->br);
+#endif
+#ifdef HAVE_ZSTD
+    ZSTD_freeCCtx(c->zs);
+#endif
+    free(c->out);
+    free(c);
+}
+
+/* Room for at least 4 KiB more output. */
+static int vg__scoder_room(vg__scoder *c)
+{
+    size_t cap = c->cap ? c->cap : 16384;
+    char *grown;
+
+    while (cap - c->used < 4096)
+        cap *= 2;
+    if (cap == c->cap)
+        return 0;
+    grown = realloc(c->out, cap);
+    if (grown == NULL)
+        return -ENOMEM;
+    c->out = grown;
+    c->cap = cap;
+    return 0;
+}
+
+static int vg__scoder_gzip(vg__scoder *c, const char *in, size_t len, int mode)
+{
+    int flush = mode == VG__CODE_MORE    ? Z_NO_FLUSH
+                : mode == VG__CODE_FLUSH ? Z_SYNC_FLUSH
+                                         : Z_FINISH;
+    int rc;
+
+    c->z.next_in = (Bytef *)(uintptr_t)in;
+    c->z.avail_in = (uInt)len;
+    for (;;) {
+        if (vg__scoder_room(c) != 0)
+            return -ENOMEM;
+        c->z.next_out = (Bytef *)c->out + c->used;
+        c->z.avail_out = (uInt)(c->cap - c->used);
+        rc = deflate(&c->z, flush);
+        c->used = c->cap - c->z.avail_out;
+        if (rc == Z_STREAM_ERROR)
+            return -EIO;
+        if (flush == Z_FINISH ? rc == Z_STREAM_END
+                              : c->z.avail_in == 0 && c->z.avail_out > 0)
+            return 0;
+    }
+}
+
+#ifdef HAVE_BROTLI
+static int vg__scoder_brotli(vg__scoder *c, const char *in, size_t len, int mode)
+{
+    BrotliEncoderOperation op = mode == VG__CODE_MORE ? BROTLI_OPERATION_PROCESS
+                                : mode == VG__CODE_FLUSH ? BROTLI_OPERATION_FLUSH
+                                                         : BROTLI_OPERATION_FINISH;
+    const uint8_t *next_in = (const uint8_t *)in;
+    size_t avail_in = len, avail_out;
+    uint8_t *next_out;
+
+    for (;;) {
+        if (vg__scoder_room(c) != 0)
+            return -ENOMEM;
+        next_out = (uint8_t *)c->out + c->used;
+        avail_out = c->cap - c->used;
+        if (!BrotliEncoderCompressStream(c->br, op, &avail_in, &next_in,
+                                         &avail_out, &next_out, NULL))
+            return -EIO;
+        c->used = c->cap - avail_out;
+        if (avail_in == 0 && !BrotliEncoderHasMoreOutput(c->br) &&
+            (op != BROTLI_OPERATION_FINISH || BrotliEncoderIsFinished(c->br)))
+            return 0;
+    }
+}
+#endif
+
+#ifdef HAVE_ZSTD
+static int vg__scoder_zstd(vg__scoder *c, const char *in, size_t len, int mode)
+{
+    ZSTD_EndDirective op = mode == VG__CODE_MORE    ? ZSTD_e_continue
+                           : mode == VG__CODE_FLUSH ? ZSTD_e_flush
+                                                    : ZSTD_e_end;
+    ZSTD_inBuffer ib = {in, len, 0};
+    ZSTD_outBuffer ob;
+    size_t left;
+
+    for (;;) {
+        if (vg__scoder_room(c) != 0)
+            return -ENOMEM;
+        ob.dst = c->out;
+        ob.size = c->cap;
+        ob.pos = c->used;
+        left = ZSTD_compressStream2(c->zs, &ob, &ib, op);
+        c->used = ob.pos;
+        if (ZSTD_isError(left))
+            return -EIO;
+        if (ib.pos == ib.size && (op == ZSTD_e_continue || left == 0))
+            return 0;
+    }
+}
+#endif
+
+static int vg__scoder_encode(void *ctx, const char *in, size_t len, int mode,
+                             const char **out, size_t *outlen)
+{
+    vg__scoder *c = ctx;
+    int rc;
+
+    c->used = 0;
+#ifdef HAVE_BROTLI
+    if (c->coding == VG__CODING_BR)
+        rc = vg__scoder_brotli(c, in, len, mode);
+    else
+#endif
+#ifdef HAVE_ZSTD
+    if (c->coding == VG__CODING_ZSTD)
+        rc = vg__scoder_zstd(c, in, len, mode);
+    else
+#endif
+        rc = vg__scoder_gzip(c, in, len, mode);
+    *out = c->out;
+    *outlen = c->used;
+    return rc;
+}
+
+/* A stream's encoder for coding `coding`; NULL without memory. Streams
+ * keep their state for as long as they last, so the windows are smaller
+ * than for whole bodies: zlib's 32 KiB, brotli's 256 KiB, zstd's 1 MiB. */
+static vg__scoder *vg__scoder_new(vg__coding coding, const vg_compress_options *o)
+{
+    vg__scoder *c = calloc(1, sizeof *c);
+
+    if (c == NULL)
+        return NULL;
+    c->coding = coding;
+#ifdef HAVE_BROTLI
+    if (coding == VG__CODING_BR) {
+        c->br = BrotliEncoderCreateInstance(NULL, NULL, NULL);
+        if (c->br == NULL)
+            goto fail;
+        BrotliEncoderSetParameter(c->br, BROTLI_PARAM_QUALITY,
+                                  (uint32_t)vg__clamp(o->brotli_quality, 1, 11, 4));
+        BrotliEncoderSetParameter(c->br, BROTLI_PARAM_LGWIN, 18);
+        return c;
+    }
+#endif
+#ifdef HAVE_ZSTD
+    if (coding == VG__CODING_ZSTD) {
+        c->zs = ZSTD_createCCtx();
+        if (c->zs == NULL ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(c->zs, ZSTD_c_compressionLevel,
+                                                vg__clamp(o->zstd_level, 1, 19, 3))) ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(c->zs, ZSTD_c_windowLog, 20)))
+            goto fail;
+        return c;
+    }
+#endif
+    if (deflateInit2(&c->z, vg__clamp(o->gzip_level, 1, 9, 6), Z_DEFLATED,
+                     15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        free(c);
+        return NULL;
+    }
+    return c;
+#if defined(HAVE_BROTLI) || defined(HAVE_ZSTD)
+fail:
+    c->coding = VG__CODING_IDENTITY; /* nothing of zlib's to end */
+    vg__scoder_free(c);
+    return NULL;
+#endif
+}
+
+/* Whether a stream may be coded: a 200-ish answer of a compressible type
+ * (event streams only when asked), not HEAD, not encoded already. */
+static bool vg__stream_eligible(vg_request *req, const vg_result *res,
+                                const vg_compress_options *o)
+{
+    unsigned st = res->status;
+    const char *t = res->ctype;
+
+    if (strcmp(vg_request_method(req), "HEAD") == 0)
+        return false;
+    if (st < 200 || st == 204 || st == 206 || st == 304)
+        return false;
+    if (vg_result_header(res, "Content-Encoding") != NULL)
+        return false;
+    if (t != NULL && strncasecmp(t, "text/event-stream", 17) == 0 &&
+        (t[17] == '\0' || t[17] == ';' || t[17] == ' '))
+        return o->sse;
+    return vg__mime_compressible(t);
+}
+
+/* Puts an encoder on the result's stream (what the producer queued so far
+ * included) and says so in its headers. If that fails the stream stays
+ * identity, a right answer too. */
+static vg_result *vg__compress_stream(vg_request *req, vg_result *res,
+                                      const vg_compress_options *o)
+{
+    vg__stream_coder sc;
+    vg__scoder *c;
+    int coding;
+
+    if (!vg__stream_eligible(req, res, o))
+        return res;
+    if (!vg__varies_on_encoding(res)) {
+        res = vg_result_set_header(res, "Vary", "Accept-Encoding");
+        if (res == NULL)
+            return NULL;
+    }
+    coding = vg__negotiate(vg_request_header(req, "Accept-Encoding"));
+    if (coding < 0) {
+        vg_result_free(res);
+        return vg_result_set_header(vg_status(406), "Vary", "Accept-Encoding");
+    }
+    if (coding == VG__CODING_IDENTITY)
+        return res;
+    c = vg__scoder_new((vg__coding)coding, o);
+    if (c == NULL)
+        return res; /* identity still answers */
+    sc.encode = vg__scoder_encode;
+    sc.free = vg__scoder_free;
+    sc.ctx = c;
+    if (vg__stream_set_coder(res->stream, &sc) != 0) {
+        vg__scoder_free(c);
+        return res;
+    }
+    /* From here the bytes are coded: a result that cannot say so is a 500
+     * (vg_result_set_header frees it), never identity headers on them. */
+    return vg_result_set_header(res, "Content-Encoding",
+                                vg__coding_name((vg__coding)coding));
+}
+
 vg_result *vg_compress(vg_request *req, vg_next *next, void *arg)
 {
     static const vg_compress_options defaults;
@@ -296,8 +556,11 @@ vg_result *vg_compress(vg_request *req, vg_next *next, void *arg)
     size_t size;
     int c, rc;
 
-    if (res == NULL || vg_result_is_deferred(res) || req->inline_ ||
-        !vg__eligible(req, res))
+    if (res == NULL || vg_result_is_deferred(res) || req->inline_)
+        return res;
+    if (res->stream != NULL)
+        return vg__compress_stream(req, res, o);
+    if (!vg__eligible(req, res))
         return res;
     size = vg__body_size(res);
     if (size < min || size > max || res->problem != NULL)
