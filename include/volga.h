@@ -378,6 +378,24 @@ int vg_map_timeout(vg_app *app, const char *method, const char *pattern,
                    unsigned ms);
 
 /**
+ * Makes the deadline of the route already mapped for `method` and
+ * `pattern` (its own, its group's or the app's) count from when the
+ * request's head arrived rather than from when its handler starts (`on`
+ * true), so that a client sending its body slowly (a trickled upload) is
+ * bounded by it and not only by the idle timeout. If it passes while the
+ * body is still arriving, the request's token is cancelled with
+ * VG_CANCEL_TIMEOUT (counted in vg_stats.cancelled_timeout), reading
+ * stops, the uploads already written are removed at once and the handler
+ * never runs; libmicrohttpd cannot answer before a body has ended, so the
+ * connection is closed without an answer. If it passes once the body is
+ * in but before the handler starts, the answer is 504 (through the error
+ * handler); otherwise the handler gets what is left of it. No effect on a
+ * route without a deadline. Returns as vg_map_timeout.
+ */
+int vg_map_deadline_body(vg_app *app, const char *method, const char *pattern,
+                         bool on);
+
+/**
  * Runs the route already mapped for `method` and `pattern` inline (`on`
  * true): its handler is called on libmicrohttpd's own thread, with no
  * suspend and no hand-off to a worker, which is the fastest way to answer.

@@ -465,6 +465,22 @@ int vg_map_inline(vg_app *app, const char *method, const char *pattern,
     return rc;
 }
 
+int vg_map_deadline_body(vg_app *app, const char *method, const char *pattern,
+                         bool on)
+{
+    int rc = vg__configurable(app);
+
+    if (rc != 0)
+        return rc;
+    rc = vg__router_set_deadline_body(app->router, method, pattern, on);
+    if (rc != 0)
+        vg__logf(&app->log, VG_LOG_ERROR,
+                 "cannot make the deadline of %s %s cover its body: %s",
+                 method ? method : "(null)", pattern ? pattern : "(null)",
+                 rc == -ENOENT ? "no such route" : strerror(-rc));
+    return rc;
+}
+
 /* ---- Counters ---- */
 
 void vg_app_stats(const vg_app *app, vg_stats *out)

@@ -246,6 +246,10 @@ int main(int argc, char **argv)
         vg_map_post(app, "/upload", upload, NULL) != 0 ||
         vg_map_uploads(app, "POST", "/upload", store) != 0 ||
         vg_map_body_limits(app, "POST", "/upload", &lim) != 0 ||
+        /* Ten minutes for an upload, its body included: a client that
+         * trickles bytes is cut off then, not only by the idle timeout. */
+        vg_map_timeout(app, "POST", "/upload", 10 * 60 * 1000) != 0 ||
+        vg_map_deadline_body(app, "POST", "/upload", true) != 0 ||
         vg_map_get(app, "/files/{id}", download, NULL) != 0) {
         vg_app_free(app);
         return 1;

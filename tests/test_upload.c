@@ -901,6 +901,119 @@ START_TEST(a_gigabyte_upload_streams_in_bounded_memory)
 }
 END_TEST
 
+/* Sends a one-file multipart upload of `size` bytes to `path` on a raw
+ * socket, the body in pieces of `step` bytes `gap_ms` apart (a slow
+ * client); stops sending as soon as the server answers or closes.
+ * Returns the milliseconds until then (or until the answer after the
+ * whole body), and the answer's first bytes in `status` ("" if closed
+ * without one). */
+static double trickle(unsigned short port, const char *path, size_t size,
+                      size_t step, int gap_ms, char *status, size_t cap)
+{
+    size_t len, off = 0, n;
+    char *body = one_file_body(size, &len), head[256], probe;
+    double t0 = tu_now_ms();
+    ssize_t got = -1;
+    int fd = tu_connect(port);
+
+    snprintf(head, sizeof head,
+             "POST %s HTTP/1.1\r\nHost: x\r\n"
+             "Content-Type: multipart/form-data; boundary=XyZ\r\n"
+             "Content-Length: %zu\r\n\r\n", path, len);
+    ck_assert(tu_send_all(fd, head, strlen(head)));
+    while (off < len) {
+        n = len - off < step ? len - off : step;
+        if (send(fd, body + off, n, MSG_NOSIGNAL) != (ssize_t)n)
+            break; /* the server has closed */
+        off += n;
+        got = recv(fd, &probe, 1, MSG_DONTWAIT | MSG_PEEK);
+        if (got >= 0)
+            break; /* an answer, or the end of the connection */
+        usleep((useconds_t)gap_ms * 1000); /* the client's pace */
+    }
+    n = tu_recv_response(fd, status, cap - 1);
+    status[n] = '\0';
+    close(fd);
+    free(body);
+    return tu_now_ms() - t0;
+}
+
+/* A route whose deadline covers its body (vg_map_deadline_body): a client
+ * trickling an upload for 2 s against a 300 ms deadline is cut off at the
+ * deadline: the connection closes without the handler running, the token
+ * says TIMEOUT (stats and completion hook), the file written so far is
+ * gone and no descriptor is left. The same trickle on a route without the
+ * option is served (its deadline starts with the handler), and an upload
+ * within the deadline is served with it. */
+START_TEST(a_deadline_covering_the_body_cuts_a_trickled_upload)
+{
+    vg_app *app;
+    vg_stats st;
+    char answer[512];
+    double took, until;
+    int fds = count_fds(), app_fds;
+
+    app = tu_app_new();
+    make_dirs();
+    atomic_store(&handled, 0);
+    atomic_store(&ended_gone, 0);
+    atomic_store(&ended_other, 0);
+    ck_assert_int_eq(vg_map_post(app, "/up", on_upload, NULL), 0);
+    ck_assert_int_eq(vg_map_uploads(app, "POST", "/up", updir), 0);
+    ck_assert_int_eq(vg_map_timeout(app, "POST", "/up", 300), 0);
+    ck_assert_int_eq(vg_map_deadline_body(app, "POST", "/up", true), 0);
+    ck_assert_int_eq(vg_map_post(app, "/slow", on_upload, NULL), 0);
+    ck_assert_int_eq(vg_map_uploads(app, "POST", "/slow", updir), 0);
+    ck_assert_int_eq(vg_map_timeout(app, "POST", "/slow", 300), 0);
+    ck_assert_int_eq(vg_map_post(app, "/roomy", on_upload, NULL), 0);
+    ck_assert_int_eq(vg_map_uploads(app, "POST", "/roomy", updir), 0);
+    ck_assert_int_eq(vg_map_timeout(app, "POST", "/roomy", 30000), 0);
+    ck_assert_int_eq(vg_map_deadline_body(app, "POST", "/roomy", true), 0);
+    ck_assert_int_eq(vg_map_deadline_body(app, "GET", "/nowhere", true), -ENOENT);
+    ck_assert_int_eq(vg_app_on_complete(app, count_ends, NULL), 0);
+    tu_start(app);
+    app_fds = count_conn_fds();
+
+    took = trickle(vg_app_port(app), "/up", 40 * 1024, 1024, 50, answer,
+                   sizeof answer);
+    /* 40 pieces 50 ms apart would take 2 s; the deadline is 300 ms (the
+     * bound is generous for loaded machines, and still well below). */
+    ck_assert_msg(took < 1800, "the upload was not cut: %.0f ms", took);
+    ck_assert_msg(answer[0] == '\0' || strncmp(answer, "HTTP/1.1 504", 12) == 0,
+                  "answer: %s", answer);
+    until = tu_now_ms() + 10000;
+    while (atomic_load(&ended_other) < 1 && tu_now_ms() < until)
+        usleep(1000); /* the completion hook has no notification */
+    ck_assert_int_eq(atomic_load(&ended_other), 1);
+    vg_app_stats(app, &st);
+    ck_assert_uint_eq(st.cancelled_timeout, 1);
+    ck_assert_int_eq(atomic_load(&handled), 0);
+    ck_assert_int_eq(count_entries(updir), 0);
+    until = tu_now_ms() + 10000;
+    while (count_conn_fds() > app_fds && tu_now_ms() < until)
+        usleep(1000);
+    ck_assert_int_eq(count_conn_fds(), app_fds);
+
+    /* Without the option the same client is served. */
+    took = trickle(vg_app_port(app), "/slow", 40 * 1024, 1024, 25, answer,
+                   sizeof answer);
+    ck_assert_msg(strncmp(answer, "HTTP/1.1 200", 12) == 0, "answer: %s", answer);
+    ck_assert_int_eq(atomic_load(&handled), 1);
+    /* With it, an upload within its deadline (30 s: whatever the
+     * machine's load) is served. */
+    took = trickle(vg_app_port(app), "/roomy", 40 * 1024, 4096, 5, answer,
+                   sizeof answer);
+    ck_assert_msg(strncmp(answer, "HTTP/1.1 200", 12) == 0, "answer: %s", answer);
+    ck_assert_int_eq(atomic_load(&handled), 2);
+    vg_app_stats(app, &st);
+    ck_assert_uint_eq(st.cancelled_timeout, 1);
+    vg_app_free(app);
+    ck_assert_int_eq(count_entries(updir), 0);
+    ck_assert_int_eq(count_fds(), fds);
+    remove_dirs();
+}
+END_TEST
+
 static Suite *upload_suite(void)
 {
     Suite *s = suite_create("upload");
@@ -917,6 +1030,7 @@ static Suite *upload_suite(void)
     tcase_add_test(tc, files_around_the_write_buffer_size_are_stored_exactly);
     tcase_add_test(tc, an_upload_that_cannot_be_written_answers_500_and_leaves_nothing);
     tcase_add_test(tc, clients_leaving_mid_upload_leave_nothing_behind);
+    tcase_add_test(tc, a_deadline_covering_the_body_cuts_a_trickled_upload);
     suite_add_tcase(s, tc);
     tcase_set_timeout(big, 300);
     tcase_add_test(big, a_gigabyte_upload_streams_in_bounded_memory);

@@ -38,6 +38,7 @@ typedef struct {
     const char *names[VG__MAX_PARAMS]; /* point into namebuf */
     long timeout_ms; /* the route's own deadline, or -1 for the app's */
     bool inline_;    /* run on libmicrohttpd's thread (vg_map_inline) */
+    bool deadline_body; /* the deadline counts from the head (vg_map_deadline_body) */
     char *pattern;   /* as mapped, for logs, metrics and completion hooks */
     void *owner;     /* who mapped it (a group), for the pipeline */
     const void *ext; /* what the pipeline attached at start */
@@ -650,6 +651,17 @@ int vg__router_set_inline(vg__router *r, const char *method,
     return rc;
 }
 
+int vg__router_set_deadline_body(vg__router *r, const char *method,
+                                 const char *pattern, bool on)
+{
+    int rc;
+    route_entry *e = entry_locate(r, method, pattern, &rc);
+
+    if (e != NULL)
+        e->deadline_body = on;
+    return rc;
+}
+
 int vg__router_set_body(vg__router *r, const char *method,
                         const char *pattern, const void *body)
 {
@@ -815,6 +827,7 @@ static bool node_accept(match_state *st, const route_node *n, size_t ncap)
     out->arg = e->arg;
     out->timeout_ms = e->timeout_ms;
     out->inline_ = e->inline_;
+    out->deadline_body = e->deadline_body;
     out->pattern = e->pattern;
     out->ext = e->ext;
     out->body = e->body;
@@ -869,6 +882,7 @@ vg__match_kind vg__router_match(const vg__router *r, const char *method,
     out->arg = NULL;
     out->timeout_ms = -1;
     out->inline_ = false;
+    out->deadline_body = false;
     out->pattern = NULL;
     out->ext = NULL;
     out->body = NULL;

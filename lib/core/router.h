@@ -32,6 +32,7 @@ typedef struct {
     void *arg;
     long timeout_ms;     /* the route's deadline (0: none), -1: the app's */
     bool inline_;        /* run the handler on libmicrohttpd's thread */
+    bool deadline_body;  /* the deadline counts from the head, body included */
     const char *pattern; /* the route's pattern as mapped; borrowed */
     const void *ext;     /* what vg__router_visit attached to the route */
     const void *body;    /* the route's body limits (lib/pipeline/limits.c) */
@@ -70,6 +71,11 @@ int vg__router_set_timeout(vg__router *r, const char *method,
 /* Marks that route as inline (or not). Same returns as above. */
 int vg__router_set_inline(vg__router *r, const char *method,
                           const char *pattern, bool on);
+
+/* Makes that route's deadline count from its head (the body's arrival
+ * included) or not. Same returns as above. */
+int vg__router_set_deadline_body(vg__router *r, const char *method,
+                                 const char *pattern, bool on);
 
 /* Attaches the route's body limits (opaque here). Same returns as above. */
 int vg__router_set_body(vg__router *r, const char *method,

@@ -42,6 +42,7 @@
 #include "config.h"
 #endif
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,6 +67,8 @@
 #include "model/result.h"
 #include "model/stream.h"
 #include "core/token.h"
+#include "core/clock.h"
+#include "model/counters.h"
 
 /* ---- Responses ---- */
 
@@ -831,6 +834,36 @@ static void vg__route_head(vg_app *app, vg_request *req,
     req->on_worker = vg__pipeline_route(app, req, kind, &m);
     if (vg__request_set_params(req, &m) != 0)
         req->head_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    if (req->deadline_body && req->timeout_ms > 0)
+        req->head_ns = vg__clock_ns();
+}
+
+/* For a route whose deadline covers its body (vg_map_deadline_body): the
+ * milliseconds left of it since the head came in, 0 once it has passed;
+ * UINT_MAX for any other request. */
+static unsigned vg__body_deadline_left(const vg_request *req)
+{
+    uint64_t spent, limit;
+
+    if (!req->deadline_body || req->timeout_ms == 0 || req->head_ns == 0)
+        return UINT_MAX;
+    spent = vg__clock_ns() - req->head_ns;
+    limit = (uint64_t)req->timeout_ms * 1000000u;
+    if (spent >= limit)
+        return 0;
+    return (unsigned)((limit - spent + 999999u) / 1000000u);
+}
+
+/* The deadline passed while the body was still arriving: the token fires
+ * (VG_CANCEL_TIMEOUT, counted), the files already written go at once and
+ * nothing more is read or decoded; the handler never runs. */
+static void vg__body_deadline_passed(vg_app *app, vg_request *req)
+{
+    vg__app_cancel(app, req->token, VG_CANCEL_TIMEOUT);
+    vg__form_glue_discard(req);
+    vg__logf(&app->log, VG_LOG_INFO,
+             "%s %s: the deadline (%u ms) passed while the body arrived",
+             req->method, req->path ? req->path : "", req->timeout_ms);
 }
 
 /* The body limit of the request's route (or the app's). */
@@ -876,6 +909,7 @@ static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
     unsigned status;
     bool on_worker;
     vg__strict_verdict v;
+    unsigned left;
 
     if (req->body_too_large)
         return vg__answer_now(req, conn, MHD_HTTP_CONTENT_TOO_LARGE,
@@ -883,6 +917,15 @@ static enum MHD_Result vg__dispatch(vg_app *app, vg_request *req,
                               MHD_HTTP_HEADER_CONNECTION, "close");
     if (req->store_failed)
         return vg__answer_upload_failed(req, conn);
+    left = vg__body_deadline_left(req);
+    if (left == 0) {
+        vg__body_deadline_passed(app, req);
+        return vg__answer_now(req, conn, MHD_HTTP_GATEWAY_TIMEOUT,
+                              "request timed out",
+                              MHD_HTTP_HEADER_CONNECTION, "close");
+    }
+    if (left != UINT_MAX)
+        req->timeout_ms = left; /* what is left of it for the handler */
     if (req->chunked && (v = vg__trailer_check(conn)).status != 0)
         return vg__answer_now(req, conn, v.status, v.detail,
                               MHD_HTTP_HEADER_CONNECTION, "close");
@@ -1101,6 +1144,12 @@ static enum MHD_Result vg__on_access(void *cls, struct MHD_Connection *conn,
                 vg__form_glue_feed(req, conn, upload_data, n);
             if (req->body_too_large || req->store_failed)
                 return vg__drain_too_large(req);
+            /* libmicrohttpd cannot queue the 504 while body is due (as
+             * with the 413 above): the connection is closed instead. */
+            if (vg__body_deadline_left(req) == 0) {
+                vg__body_deadline_passed(app, req);
+                return MHD_NO;
+            }
             return MHD_YES;
         }
         return vg__dispatch(app, req, conn);

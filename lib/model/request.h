@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <sys/socket.h>
 
@@ -135,6 +136,8 @@ struct vg_request {
     void *fn_arg;
     unsigned timeout_ms;        /* this request's deadline, 0: none */
     bool inline_;               /* its handler runs on MHD's thread */
+    bool deadline_body;         /* its deadline counts from head_ns */
+    uint64_t head_ns;           /* vg__clock_ns when its head was in */
 
     /* Set by the pipeline when the request is routed (lib/pipeline/pipeline.c). */
     const struct vg__chain *chain; /* filters and middleware around fn */

@@ -238,6 +238,7 @@ bool vg__pipeline_route(vg_app *app, vg_request *req, vg__answer_kind kind,
         req->route = m->pattern;
         req->chain = m->ext ? m->ext : &p->chain;
         req->inline_ = m->inline_;
+        req->deadline_body = m->deadline_body;
         if (m->timeout_ms >= 0)
             req->timeout_ms = (unsigned)m->timeout_ms;
         return true;
