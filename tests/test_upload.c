@@ -452,6 +452,22 @@ static void count_ends(const vg_completion *c, void *arg)
         atomic_fetch_add(&ended_other, 1);
 }
 
+/* An app (not started) with POST /up streaming uploads into a new updir,
+ * its completion hook counting how requests ended, the counters reset. */
+static vg_app *counted_upload_app(void)
+{
+    vg_app *app = tu_app_new();
+
+    make_dirs();
+    atomic_store(&handled, 0);
+    atomic_store(&ended_gone, 0);
+    atomic_store(&ended_other, 0);
+    ck_assert_int_eq(vg_map_post(app, "/up", on_upload, NULL), 0);
+    ck_assert_int_eq(vg_map_uploads(app, "POST", "/up", updir), 0);
+    ck_assert_int_eq(vg_app_on_complete(app, count_ends, NULL), 0);
+    return app;
+}
+
 /* Byte j of the file of part i: no CR, so no boundary can hide in it, and
  * different in every part and every 1000-byte stretch. */
 static char part_byte(int i, size_t j)
@@ -638,14 +654,7 @@ START_TEST(clients_leaving_mid_upload_leave_nothing_behind)
 
     vg__upload_no_tmpfile = true; /* a named file would show in updir */
     fds = count_fds();
-    app = tu_app_new();
-    make_dirs();
-    atomic_store(&handled, 0);
-    atomic_store(&ended_gone, 0);
-    atomic_store(&ended_other, 0);
-    ck_assert_int_eq(vg_map_post(app, "/up", on_upload, NULL), 0);
-    ck_assert_int_eq(vg_map_uploads(app, "POST", "/up", updir), 0);
-    ck_assert_int_eq(vg_app_on_complete(app, count_ends, NULL), 0);
+    app = counted_upload_app();
     tu_start(app);
     snprintf(head, sizeof head,
              "POST /up HTTP/1.1\r\nHost: x\r\n"
@@ -953,13 +962,7 @@ START_TEST(a_deadline_covering_the_body_cuts_a_trickled_upload)
     double took, until;
     int fds = count_fds(), app_fds;
 
-    app = tu_app_new();
-    make_dirs();
-    atomic_store(&handled, 0);
-    atomic_store(&ended_gone, 0);
-    atomic_store(&ended_other, 0);
-    ck_assert_int_eq(vg_map_post(app, "/up", on_upload, NULL), 0);
-    ck_assert_int_eq(vg_map_uploads(app, "POST", "/up", updir), 0);
+    app = counted_upload_app();
     ck_assert_int_eq(vg_map_timeout(app, "POST", "/up", 300), 0);
     ck_assert_int_eq(vg_map_deadline_body(app, "POST", "/up", true), 0);
     ck_assert_int_eq(vg_map_post(app, "/slow", on_upload, NULL), 0);
@@ -970,7 +973,6 @@ START_TEST(a_deadline_covering_the_body_cuts_a_trickled_upload)
     ck_assert_int_eq(vg_map_timeout(app, "POST", "/roomy", 30000), 0);
     ck_assert_int_eq(vg_map_deadline_body(app, "POST", "/roomy", true), 0);
     ck_assert_int_eq(vg_map_deadline_body(app, "GET", "/nowhere", true), -ENOENT);
-    ck_assert_int_eq(vg_app_on_complete(app, count_ends, NULL), 0);
     tu_start(app);
     app_fds = count_conn_fds();
 
